@@ -1,0 +1,33 @@
+"""invlatent: interpreting equivariant representations.
+
+Equivariant encoders map one object in different poses to different latent codes on one
+orbit. ``invlatent`` provides the group actions on latents, invariant projections (sorting,
+alignment, random max filters, spectral and irreps invariants), exact quotient distances and
+diagnostics (equivariance/invariance error, ambiguity index, information retention) used by
+the book *Interpreting Equivariant Representations* (Hansen, Calissano & Feragen, ICML 2024).
+"""
+
+from .profiles import by_profile, get_profile
+from .utils import cache_dir, default_device, progress, seed_everything, seeded_generator
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "__version__",
+    "get_profile",
+    "by_profile",
+    "cache_dir",
+    "default_device",
+    "progress",
+    "seed_everything",
+    "seeded_generator",
+]
+
+# --- core (issue 3): groups, projections, quotient metric, diagnostics ---
+# --- end core ---
+
+# --- molecules (issue 4) ---
+# --- end molecules ---
+
+# --- images (issue 5) ---
+# --- end images ---

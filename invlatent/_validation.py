@@ -1,0 +1,106 @@
+"""Input checks shared by every public function.
+
+Every check raises ``TypeError`` (wrong type or dtype) or ``ValueError`` (wrong shape,
+empty, NaN/inf, mismatched sizes) with a message that names the argument and says what
+was expected. Nothing is silently broadcast.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+__all__ = ["check_tensor", "check_same_shape", "check_mask", "check_positive_int"]
+
+
+def _fmt_shape(shape: Sequence) -> str:
+    return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+def check_tensor(
+    x,
+    name: str,
+    *,
+    ndim: int | Sequence[int] | None = None,
+    min_ndim: int | None = None,
+    shape: Sequence[int | None] | None = None,
+    floating: bool = True,
+    finite: bool = True,
+    allow_empty: bool = False,
+    expected: str | None = None,
+) -> torch.Tensor:
+    """Validate ``x`` and return it.
+
+    ``shape`` may contain ``None`` for free axes and is matched from the *right*
+    when ``ndim`` is not given (so ``shape=(None, 3)`` means "last axis 3").
+    ``expected`` is a human description such as ``"(B, n, c)"`` used in messages.
+    """
+    desc = f" {expected}" if expected else ""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor{desc}, got {type(x).__name__}")
+    if floating and not (x.is_floating_point() or x.is_complex()):
+        raise TypeError(f"{name} must have a floating dtype (float32/float64), got {x.dtype}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if x.dim() not in allowed:
+            raise ValueError(
+                f"{name} must have {' or '.join(map(str, allowed))} dimensions{desc}, "
+                f"got shape {_fmt_shape(x.shape)}"
+            )
+    if min_ndim is not None and x.dim() < min_ndim:
+        raise ValueError(
+            f"{name} must have at least {min_ndim} dimensions{desc}, got shape {_fmt_shape(x.shape)}"
+        )
+    if shape is not None:
+        if x.dim() < len(shape):
+            raise ValueError(f"{name} must have shape {_fmt_shape(['*' if s is None else s for s in shape])}{desc}, got {_fmt_shape(x.shape)}")
+        tail = x.shape[x.dim() - len(shape):]
+        for want, got in zip(shape, tail):
+            if want is not None and want != got:
+                raise ValueError(
+                    f"{name} must have shape ...{_fmt_shape(['*' if s is None else s for s in shape])}{desc}, "
+                    f"got {_fmt_shape(x.shape)}"
+                )
+    if not allow_empty and x.numel() == 0:
+        raise ValueError(f"{name} is empty (shape {_fmt_shape(x.shape)}){desc}")
+    if finite and (x.is_floating_point() or x.is_complex()) and x.numel() > 0:
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{name} contains NaN or inf")
+    return x
+
+
+def check_same_shape(a: torch.Tensor, b: torch.Tensor, name_a: str, name_b: str) -> None:
+    """Raise ``ValueError`` unless ``a`` and ``b`` have exactly the same shape (no broadcasting)."""
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{name_a} and {name_b} must have the same shape (no broadcasting), "
+            f"got {_fmt_shape(a.shape)} and {_fmt_shape(b.shape)}"
+        )
+    if a.dtype != b.dtype:
+        raise TypeError(f"{name_a} and {name_b} must have the same dtype, got {a.dtype} and {b.dtype}")
+
+
+def check_mask(mask, z: torch.Tensor, name: str = "mask", z_name: str = "z") -> torch.Tensor | None:
+    """Validate a node mask of shape ``(B, n)`` (bool) against latents ``(B, n, c)``."""
+    if mask is None:
+        return None
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"{name} must be a bool torch.Tensor of shape (B, n), got {type(mask).__name__}")
+    if mask.dtype != torch.bool:
+        raise TypeError(f"{name} must have dtype torch.bool, got {mask.dtype}")
+    if mask.shape != z.shape[:2]:
+        raise ValueError(
+            f"{name} must have shape (B, n) = {_fmt_shape(z.shape[:2])} to match {z_name} "
+            f"of shape {_fmt_shape(z.shape)}, got {_fmt_shape(mask.shape)}"
+        )
+    return mask
+
+
+def check_positive_int(value, name: str) -> int:
+    """Return ``value`` if it is a positive int (bools rejected)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a positive int, got {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive int, got {value}")
+    return value

@@ -1,0 +1,145 @@
+"""Checkpoints as safetensors, with metadata and checksums; train-or-load.
+
+Weights are never unpickled: :func:`save_checkpoint` writes a ``.safetensors`` file
+(tensors plus string metadata) and :func:`load_checkpoint` reads it back. A checkpoint
+shipped in the repository is verified against its SHA-256 before it is trusted.
+
+Example
+-------
+>>> import tempfile, os, torch
+>>> m = torch.nn.Linear(3, 2)
+>>> path = os.path.join(tempfile.mkdtemp(), "lin.safetensors")
+>>> save_checkpoint(path, m, metadata={"epoch": 3})
+>>> m2 = torch.nn.Linear(3, 2)
+>>> meta = load_checkpoint(path, m2)
+>>> meta["epoch"], torch.equal(m.weight, m2.weight)
+('3', True)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable, Mapping
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .utils import sha256_file
+
+__all__ = ["save_checkpoint", "load_checkpoint", "train_or_load", "CHECKPOINT_DIR"]
+
+#: Folder of checkpoints shipped with the repository (trained at the gpu profile).
+CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    module: torch.nn.Module,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    metadata: Mapping[str, object] | None = None,
+) -> None:
+    """Write ``module``'s state (and optionally ``optimizer``'s tensors) as safetensors.
+
+    Metadata values are stored as strings (safetensors metadata is ``str -> str``).
+    The optimizer's non-tensor state (hyper-parameters, step counts) is stored as JSON
+    in the metadata under ``"__optimizer__"``.
+    """
+    tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    meta = {str(k): str(v) for k, v in (metadata or {}).items()}
+    if optimizer is not None:
+        sd = optimizer.state_dict()
+        plain = {"param_groups": sd["param_groups"], "state": {}}
+        for pid, st in sd["state"].items():
+            plain["state"][str(pid)] = {}
+            for key, val in st.items():
+                if torch.is_tensor(val):
+                    tensors[f"optim.{pid}.{key}"] = val.detach().contiguous().cpu()
+                else:
+                    plain["state"][str(pid)][key] = val
+        meta["__optimizer__"] = json.dumps(plain)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    module: torch.nn.Module,
+    *,
+    optimizer: torch.optim.Optimizer | None = None,
+    sha256: str | None = None,
+    map_location: str | torch.device = "cpu",
+) -> dict[str, str]:
+    """Load a checkpoint written by :func:`save_checkpoint` into ``module``; return its metadata.
+
+    If ``sha256`` is given the file is verified first and a ``ValueError`` is raised on
+    mismatch (a corrupt or substituted file is never loaded).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    if sha256 is not None:
+        got = sha256_file(path)
+        if got != sha256:
+            raise ValueError(f"checkpoint {path} has SHA-256 {got}, expected {sha256}")
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as fh:
+        meta = dict(fh.metadata() or {})
+    tensors = load_file(str(path), device=str(map_location))
+    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    module.load_state_dict(state)
+    if optimizer is not None and "__optimizer__" in meta:
+        plain = json.loads(meta["__optimizer__"])
+        sd = {"param_groups": plain["param_groups"], "state": {}}
+        for pid, st in plain["state"].items():
+            entry = dict(st)
+            prefix = f"optim.{pid}."
+            for k, v in tensors.items():
+                if k.startswith(prefix):
+                    entry[k[len(prefix):]] = v
+            sd["state"][int(pid)] = entry
+        optimizer.load_state_dict(sd)
+    meta.pop("__optimizer__", None)
+    return meta
+
+
+def train_or_load(
+    name: str,
+    module: torch.nn.Module,
+    train_fn: Callable[[torch.nn.Module], Mapping[str, object] | None],
+    *,
+    shipped: str | os.PathLike | None = None,
+    shipped_sha256: str | None = None,
+    cache: str | os.PathLike | None = None,
+    retrain: bool = False,
+) -> tuple[torch.nn.Module, dict[str, str]]:
+    """Return ``module`` with trained weights, training only when no checkpoint exists.
+
+    Order: a shipped checkpoint (verified by ``shipped_sha256``) if given and present;
+    else the cache file ``cache`` (default ``<cache_dir>/checkpoints/<name>.safetensors``)
+    if present; else ``train_fn(module)`` is called, its returned metadata saved with the
+    weights to the cache. ``retrain=True`` skips both checkpoints.
+    The returned metadata has ``"source"`` set to ``"shipped"``, ``"cache"`` or ``"trained"``.
+    """
+    from .utils import cache_dir
+
+    if not retrain and shipped is not None and Path(shipped).is_file():
+        meta = load_checkpoint(shipped, module, sha256=shipped_sha256)
+        meta["source"] = "shipped"
+        return module, meta
+    cache_path = Path(cache) if cache is not None else cache_dir("checkpoints") / f"{name}.safetensors"
+    if not retrain and cache_path.is_file():
+        meta = load_checkpoint(cache_path, module)
+        meta["source"] = "cache"
+        return module, meta
+    meta_in = train_fn(module) or {}
+    save_checkpoint(cache_path, module, metadata=meta_in)
+    meta = {str(k): str(v) for k, v in meta_in.items()}
+    meta["source"] = "trained"
+    return module, meta

@@ -1,0 +1,94 @@
+"""Small utilities shared by the package: devices, seeds, progress bars, caches.
+
+Example
+-------
+>>> g = seeded_generator(0)
+>>> float(torch.rand(1, generator=g)) == float(torch.rand(1, generator=seeded_generator(0)))
+True
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from pathlib import Path
+from typing import Iterable, TypeVar
+
+import numpy as np
+import torch
+
+__all__ = [
+    "default_device",
+    "seed_everything",
+    "seeded_generator",
+    "progress",
+    "quiet",
+    "cache_dir",
+    "sha256_file",
+]
+
+_T = TypeVar("_T")
+
+
+def default_device() -> torch.device:
+    """``cuda`` when available, else ``cpu``."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and every CUDA device)."""
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def seeded_generator(seed: int, device: torch.device | str | None = None) -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` (default CPU) seeded with ``seed``."""
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    g = torch.Generator(device=device if device is not None else "cpu")
+    g.manual_seed(seed)
+    return g
+
+
+def quiet() -> bool:
+    """True when progress bars should be hidden: under CI (``CI`` set) or ``INVLATENT_QUIET=1``."""
+    return bool(os.environ.get("CI")) or os.environ.get("INVLATENT_QUIET", "") not in ("", "0")
+
+
+def progress(iterable: Iterable[_T] | None = None, **kwargs) -> "Iterable[_T]":
+    """A tqdm progress bar that stays quiet under CI (see :func:`quiet`)."""
+    from tqdm.auto import tqdm
+
+    kwargs.setdefault("disable", quiet())
+    kwargs.setdefault("dynamic_ncols", True)
+    return tqdm(iterable, **kwargs)
+
+
+def cache_dir(*parts: str) -> Path:
+    """The user cache folder of invlatent, created on demand.
+
+    ``INVLATENT_CACHE`` overrides the default ``~/.cache/invlatent``
+    (``$XDG_CACHE_HOME/invlatent`` when that is set).
+    """
+    root = os.environ.get("INVLATENT_CACHE")
+    if root:
+        base = Path(root).expanduser()
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        base = (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "invlatent"
+    path = base.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
