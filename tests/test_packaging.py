@@ -1,0 +1,138 @@
+"""The repository's promises: two README commands, CI, conda env == pyproject, Colab copies in sync."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import chapters  # noqa: E402
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~;\[ @]", req.strip(), maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _pyproject():
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def test_pyproject_declares_the_required_packages():
+    proj = _pyproject()["project"]
+    deps = {_name(d): d for d in proj["dependencies"]}
+    for name in ["torch", "e3nn", "torch-geometric", "matplotlib", "scikit-learn", "rdkit",
+                 "qm9pack", "mlxtend", "tqdm", "safetensors"]:
+        assert name in deps, f"pyproject dependencies lack {name}"
+    assert deps["torch"].replace(" ", "") == "torch>=2.2", "torch must stay a range so Colab keeps its own build"
+    extras = proj["optional-dependencies"]
+    book = {_name(d): d for d in extras["book"]}
+    test = {_name(d): d for d in extras["test"]}
+    assert book["jupyter-book"].replace(" ", "") == "jupyter-book>=1.0.4,<2"
+    assert {"jupytext", "sphinx-mathjax-offline", "sphinxcontrib-bibtex"} <= set(book)
+    assert {"pytest", "nbval", "hypothesis", "jupytext"} <= set(test)
+
+
+def test_environment_yml_matches_pyproject():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    deps = env["dependencies"]
+    assert "python=3.11" in deps
+    pip = next(d["pip"] for d in deps if isinstance(d, dict) and "pip" in d)
+    env_reqs = {_name(r): r.replace(" ", "") for r in pip if not r.startswith("-e")}
+    proj = _pyproject()["project"]
+    want = list(proj["dependencies"]) + proj["optional-dependencies"]["book"] + proj["optional-dependencies"]["test"]
+    want_reqs = {_name(r): r.replace(" ", "") for r in want}
+    assert env_reqs == want_reqs, (
+        f"environment.yml and pyproject.toml disagree: only in env {sorted(set(env_reqs.items()) - set(want_reqs.items()))}, "
+        f"only in pyproject {sorted(set(want_reqs.items()) - set(env_reqs.items()))}"
+    )
+    assert "-e ." in pip
+
+
+def test_readme_starts_with_the_two_commands_and_ci_calls_the_test_one():
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```(?:bash|sh|console)?\n(.*?)```", text, flags=re.S)
+    assert blocks, "README has no command block"
+    commands = [line.strip() for line in blocks[0].splitlines() if line.strip() and not line.strip().startswith("#")]
+    assert commands == ["make book", "make test"], commands
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^\s*(exec\s+)?make test\s*$", ci, flags=re.M), ".ci/run must call the README's test command"
+    make = (ROOT / "Makefile").read_text()
+    for target in ("book:", "test:", "unit:", "nbval:", "book-check:"):
+        assert target in make
+    assert "torch==2.13.0" in make and "nvidia-smi" in make
+
+
+def test_every_toc_file_exists_and_chapters_assert():
+    files = chapters.toc_files()
+    assert files[0].name == "intro.md"
+    code = chapters.chapters()
+    assert code, "no chapter runs code"
+    for ch in code:
+        text = ch.read_text()
+        assert "assert" in text, f"{ch} runs code but asserts nothing"
+        assert "get_profile()" in text, f"{ch} must print the profile it runs at"
+
+
+def test_toc_has_the_parts_in_order():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    captions = [p["caption"] for p in toc["parts"]]
+    order = ["Foundations", "Molecules", "Images", "Beyond the paper", "Appendix"]
+    present = [c for c in order if c in captions]
+    assert captions == present, f"parts out of order or unknown: {captions}"
+    assert captions[0] == "Foundations" and captions[-1] == "Appendix"
+
+
+def test_colab_notebooks_are_in_sync():
+    problems = chapters.stale_colab(ROOT / "notebooks")
+    assert not problems, "\n".join(problems)
+
+
+def test_colab_install_cell_is_guarded_and_keeps_torch():
+    for ch in chapters.chapters():
+        nb = chapters.colab_notebook(ch)
+        first_code = next(c for c in nb["cells"] if c["cell_type"] == "code")
+        src = "".join(first_code["source"])
+        assert 'if "google.colab" in sys.modules:' in src
+        assert "torch=={torch.__version__}" in src, "the install must pin Colab's own torch"
+        # outside Colab the cell is a no-op
+        ns: dict = {}
+        exec(compile(src, "colab-cell", "exec"), ns)
+
+
+def test_config_is_jupyter_book_1_and_offline():
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert cfg["only_build_toc_files"] is True
+    assert cfg["execute"]["allow_errors"] is False
+    assert isinstance(cfg["execute"]["timeout"], int) and cfg["execute"]["timeout"] > 30
+    assert "sphinx-mathjax-offline" in cfg["sphinx"]["extra_extensions"]
+    assert cfg["bibtex_bibfiles"] == ["book/references.bib"]
+    macros = cfg["sphinx"]["config"]["mathjax3_config"]["tex"]["macros"]
+    assert {"G", "Sn", "SO", "R", "quot"} <= set(macros)
+
+
+def test_every_citation_has_a_bib_entry():
+    bib = (ROOT / "book" / "references.bib").read_text()
+    keys = set(re.findall(r"^@\w+\{([^,]+),", bib, flags=re.M))
+    assert len(keys) == len(re.findall(r"^@\w+\{", bib, flags=re.M)), "duplicate bibliography keys"
+    for src in chapters.toc_files():
+        for group in re.findall(r"\{cite(?::\w+)?\}`([^`]+)`", src.read_text()):
+            for key in group.split(","):
+                assert key.strip() in keys, f"{src.name} cites unknown key {key.strip()!r}"
+
+
+def test_package_has_no_network_at_import():
+    code = (
+        "import socket\n"
+        "def deny(*a, **k):\n    raise RuntimeError('network used at import')\n"
+        "socket.socket.connect = deny\nsocket.create_connection = deny\n"
+        "import invlatent\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

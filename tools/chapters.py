@@ -1,0 +1,203 @@
+#!/usr/bin/env python
+"""Chapter tooling: list the book's chapters, convert them for nbval, make the Colab copies.
+
+Usage::
+
+    python tools/chapters.py list                  # chapters (from _toc.yml) that run code
+    python tools/chapters.py to-ipynb DIR          # jupytext -> DIR/<name>.ipynb (for nbval)
+    python tools/chapters.py colab DIR             # write the Colab notebooks into DIR
+    python tools/chapters.py check-colab DIR       # exit 1 if any Colab notebook is stale
+    python tools/chapters.py run CHAPTER.md        # execute one chapter here (profile from env)
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Where Colab installs invlatent from. The project's public address is set here, once.
+COLAB_SOURCE = "git+https://github.com/invlatent/invlatent.git"
+
+COLAB_INSTALL_CELL = f'''\
+# Colab only: install invlatent and its dependencies. torch is pinned to the version Colab
+# already has, so pip never replaces Colab's CUDA build. Elsewhere this cell does nothing.
+import sys
+if "google.colab" in sys.modules:
+    import subprocess
+    import torch
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q",
+         f"torch=={{torch.__version__}}", "invlatent @ {COLAB_SOURCE}"],
+        check=True,
+    )'''
+
+
+def toc_files() -> list[Path]:
+    """Every file listed in _toc.yml (root first), as paths of existing sources."""
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    names = [toc["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                names.append(node["file"])
+            for key in ("parts", "chapters", "sections"):
+                for child in node.get(key, []) or []:
+                    walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(toc)
+    out = []
+    for name in names:
+        for ext in (".md", ".ipynb", ""):
+            p = ROOT / f"{name}{ext}"
+            if p.is_file():
+                out.append(p)
+                break
+        else:
+            raise FileNotFoundError(f"_toc.yml lists {name!r} but no such file exists")
+    return out
+
+
+def chapters() -> list[Path]:
+    """The toc files that run code (contain a ``{code-cell}``)."""
+    return [p for p in toc_files() if "```{code-cell}" in p.read_text()]
+
+
+def _read(path: Path):
+    import jupytext
+
+    return jupytext.read(path)
+
+
+def to_ipynb(outdir: Path) -> list[Path]:
+    import jupytext
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for ch in chapters():
+        nb = _read(ch)
+        target = outdir / f"{ch.stem}.ipynb"
+        jupytext.write(nb, target)
+        written.append(target)
+    return written
+
+
+def colab_notebook(chapter: Path) -> dict:
+    """The Colab notebook of ``chapter`` as a JSON-ready dict (deterministic)."""
+    import jupytext
+    import nbformat
+
+    nb = _read(chapter)
+    nb = copy.deepcopy(nb)
+    install = nbformat.v4.new_code_cell(COLAB_INSTALL_CELL)
+    install.metadata["tags"] = ["colab-install"]
+    note = nbformat.v4.new_markdown_cell(
+        f"*Generated from `{chapter.relative_to(ROOT).as_posix()}` by `make colab`; "
+        "edit the chapter, not this notebook.*"
+    )
+    nb.cells = [note, install] + list(nb.cells)
+    nb.metadata.pop("jupytext", None)
+    nb.metadata["colab"] = {"provenance": []}
+    nb.metadata["accelerator"] = "GPU"
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    nb.metadata["language_info"] = {"name": "python"}
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"cell-{i:03d}"
+        if cell.cell_type == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+    text = jupytext.writes(nb, fmt="ipynb")
+    return json.loads(text)
+
+
+def colab_path(chapter: Path, outdir: Path) -> Path:
+    return outdir / f"{chapter.stem}.ipynb"
+
+
+def write_colab(outdir: Path) -> list[Path]:
+    outdir.mkdir(parents=True, exist_ok=True)
+    written = []
+    wanted = set()
+    for ch in chapters():
+        target = colab_path(ch, outdir)
+        target.write_text(json.dumps(colab_notebook(ch), indent=1, sort_keys=True) + "\n")
+        written.append(target)
+        wanted.add(target.name)
+    for stale in outdir.glob("*.ipynb"):
+        if stale.name not in wanted:
+            stale.unlink()
+    return written
+
+
+def stale_colab(outdir: Path) -> list[str]:
+    """Problems with the Colab notebooks in ``outdir`` (empty list: all up to date)."""
+    problems = []
+    wanted = set()
+    for ch in chapters():
+        target = colab_path(ch, outdir)
+        wanted.add(target.name)
+        if not target.is_file():
+            problems.append(f"{target} is missing (run `make colab`)")
+            continue
+        if json.loads(target.read_text()) != colab_notebook(ch):
+            problems.append(f"{target} is out of date with {ch.relative_to(ROOT)} (run `make colab`)")
+    for extra in outdir.glob("*.ipynb"):
+        if extra.name not in wanted:
+            problems.append(f"{extra} has no chapter in _toc.yml (run `make colab`)")
+    return problems
+
+
+def run(chapter: Path) -> None:
+    """Execute one chapter in this Python (like nbval does), printing cell errors."""
+    import time
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = _read(chapter)
+    nb = nbformat.from_dict(nb)
+    client = NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(chapter.parent)}})
+    t0 = time.perf_counter()
+    client.execute()
+    print(f"{chapter}: executed {sum(c.cell_type == 'code' for c in nb.cells)} code cells in {time.perf_counter() - t0:.1f} s")
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    cmd, *rest = argv
+    if cmd == "list":
+        for ch in chapters():
+            print(ch.relative_to(ROOT))
+        return 0
+    if cmd == "to-ipynb" and len(rest) == 1:
+        for p in to_ipynb(Path(rest[0])):
+            print(p)
+        return 0
+    if cmd == "colab" and len(rest) == 1:
+        for p in write_colab(ROOT / rest[0]):
+            print(p.relative_to(ROOT))
+        return 0
+    if cmd == "check-colab" and len(rest) == 1:
+        problems = stale_colab(ROOT / rest[0])
+        print("\n".join(problems) or "Colab notebooks are up to date")
+        return 1 if problems else 0
+    if cmd == "run" and len(rest) == 1:
+        run(Path(rest[0]).resolve())
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

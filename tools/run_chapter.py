@@ -1,0 +1,15 @@
+#!/usr/bin/env python
+"""Execute one chapter with this Python: ``python tools/run_chapter.py book/part/chapter.md``.
+
+The profile comes from ``INVLATENT_PROFILE`` (use ``smoke`` while writing a chapter).
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from chapters import run  # noqa: E402
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    run(Path(sys.argv[1]).resolve())
