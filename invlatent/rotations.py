@@ -1,0 +1,284 @@
+r"""Rotations of image batches: exact quarter turns and interpolated arbitrary angles.
+
+Images are tensors of shape ``(B, C, H, W)`` (row 0 at the top, as ``imshow`` draws them).
+A positive angle turns the picture **counter-clockwise** as displayed, the convention of
+``torch.rot90(x, 1, dims=(-2, -1))`` and of :func:`scipy.ndimage.rotate`. Rotation is about
+the image centre:
+
+.. math::
+
+    (R_\theta x)(p) = x(R_\theta^{-1} p), \qquad
+    R_\theta = \begin{pmatrix} \cos\theta & -\sin\theta \\ \sin\theta & \cos\theta \end{pmatrix},
+
+with :math:`p` measured from the centre in (column, -row) coordinates.
+
+* :func:`rot90` turns by multiples of :math:`90^\circ`, exactly (a permutation of pixels),
+  with one ``k`` per image;
+* :func:`rotate` turns by any angle (one per image), sampling with bilinear interpolation
+  (``affine_grid``/``grid_sample``); by a multiple of :math:`90^\circ` on a square image it agrees
+  with :func:`rot90` up to rounding, because pixel centres land on pixel centres;
+* :class:`ImageRotation` is the cyclic group :math:`C_N` acting on images (duck-typed like the
+  groups of :mod:`invlatent.groups`: ``order``, ``elements``, ``sample``, ``act``, ``orbit``).
+
+Everything is batched (no per-image loops) and runs on the device and dtype of the input.
+
+Example
+-------
+>>> import torch
+>>> x = torch.arange(16.).reshape(1, 1, 4, 4)
+>>> bool(torch.allclose(rotate(x, 90.0), rot90(x, 1), atol=1e-5))
+True
+>>> rot90(x, 1)[0, 0, 0].tolist()   # the right-hand column comes to the top row
+[3.0, 7.0, 11.0, 15.0]
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from ._validation import check_tensor
+
+__all__ = ["rot90", "rotate", "disc_mask", "random_angles", "ImageRotation"]
+
+
+def _check_images(x, name: str = "x") -> torch.Tensor:
+    return check_tensor(x, name, ndim=4, expected="(B, C, H, W)")
+
+
+def _per_image(value, B: int, name: str, *, integer: bool, device, dtype) -> torch.Tensor:
+    """Turn a scalar or a (B,) tensor into a (B,) tensor; nothing else is broadcast."""
+    if isinstance(value, torch.Tensor):
+        if value.dim() == 0:
+            value = value.reshape(1).expand(B)
+        if value.shape != (B,):
+            raise ValueError(f"{name} must be a scalar or a tensor of shape (B,) = ({B},), got {tuple(value.shape)}")
+        if integer and (value.is_floating_point() or value.is_complex()):
+            raise TypeError(f"{name} must hold integers, got dtype {value.dtype}")
+        if not integer and not bool(torch.isfinite(value.to(torch.float64)).all()):
+            raise ValueError(f"{name} contains NaN or inf")
+        return value.to(device=device, dtype=torch.long if integer else dtype)
+    if integer:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name} must be an int or a (B,) integer tensor, got {type(value).__name__}")
+        return torch.full((B,), value, device=device, dtype=torch.long)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number or a (B,) tensor, got {type(value).__name__}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    return torch.full((B,), float(value), device=device, dtype=dtype)
+
+
+def rot90(x: torch.Tensor, k: int | torch.Tensor = 1) -> torch.Tensor:
+    r"""Rotate images counter-clockwise by :math:`k \cdot 90^\circ`, exactly.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Images ``(B, C, H, W)``; ``H == W`` unless every ``k`` is even.
+    k : int or torch.Tensor
+        Number of quarter turns: one int for the batch, or an integer tensor ``(B,)``
+        (one per image; any integers, taken modulo 4).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(B, C, W, H)`` for odd ``k`` (same as input when square).
+
+    Example
+    -------
+    >>> x = torch.arange(8.).reshape(2, 1, 2, 2)
+    >>> rot90(x, torch.tensor([0, 2]))[:, 0].tolist()
+    [[[0.0, 1.0], [2.0, 3.0]], [[7.0, 6.0], [5.0, 4.0]]]
+    """
+    _check_images(x)
+    if isinstance(k, int) and not isinstance(k, bool):
+        return torch.rot90(x, k % 4, dims=(-2, -1))
+    k = _per_image(k, x.shape[0], "k", integer=True, device=x.device, dtype=x.dtype) % 4
+    if x.shape[-1] != x.shape[-2] and bool((k % 2 == 1).any()):
+        raise ValueError(f"x must be square (H == W) for odd quarter turns, got shape {tuple(x.shape)}")
+    # The four rotations of the batch, then pick one per image (no per-image loop).
+    stack = torch.stack([torch.rot90(x, j, dims=(-2, -1)) for j in range(4)], dim=1)
+    return stack[torch.arange(x.shape[0], device=x.device), k]
+
+
+def rotate(
+    x: torch.Tensor,
+    degrees: float | torch.Tensor,
+    *,
+    mode: str = "bilinear",
+    padding_mode: str = "zeros",
+) -> torch.Tensor:
+    r"""Rotate images counter-clockwise by arbitrary angles, with interpolation.
+
+    Pixels that come from outside the image are filled according to ``padding_mode``
+    (zeros by default: MNIST's background). Rotation loses a little information (the
+    interpolation smooths, the corners leave the frame), so ``rotate`` is only
+    approximately invertible; it is exact (a pixel permutation) for quarter turns of square
+    images, where it matches :func:`rot90` up to floating-point rounding.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        Images ``(B, C, H, W)``, float32 or float64, any device.
+    degrees : float or torch.Tensor
+        One angle for the batch, or a tensor ``(B,)`` (one angle per image), in degrees.
+    mode, padding_mode : str
+        Passed to :func:`torch.nn.functional.grid_sample`.
+
+    Returns
+    -------
+    torch.Tensor
+        Rotated images, same shape, dtype and device as ``x``.
+
+    Example
+    -------
+    >>> x = torch.zeros(1, 1, 5, 5); x[0, 0, 2, 4] = 1.0      # a dot right of the centre
+    >>> y = rotate(x, 90.0)
+    >>> int(y[0, 0].argmax())  # ... moves to the top (row 0, column 2): flat index 2
+    2
+    """
+    _check_images(x)
+    B, _, H, W = x.shape
+    theta = _per_image(degrees, B, "degrees", integer=False, device=x.device, dtype=x.dtype)
+    rad = theta * (math.pi / 180.0)
+    c, s = torch.cos(rad), torch.sin(rad)
+    # affine_grid maps output coordinates (x right, y down, normalised per axis) to input
+    # coordinates; sampling at R^{-1} p turns the picture counter-clockwise as displayed.
+    # In (x, y-down) coordinates R^{-1} for a counter-clockwise turn is [[c, -s], [s, c]];
+    # the aspect factors undo the per-axis normalisation of non-square images.
+    zero = torch.zeros_like(c)
+    A = torch.stack(
+        [
+            torch.stack([c, -s * H / W, zero], dim=-1),
+            torch.stack([s * W / H, c, zero], dim=-1),
+        ],
+        dim=-2,
+    )
+    grid = F.affine_grid(A, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
+
+
+def disc_mask(
+    size: int,
+    *,
+    radius: float | None = None,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    r"""The pixels of a ``size x size`` grid whose centres lie in the inscribed disc.
+
+    Inside this disc every rotation maps the image onto itself (nothing enters from the
+    corners), so comparisons between rotated images are made there.
+
+    Parameters
+    ----------
+    size : int
+        Side length of the (square) grid.
+    radius : float, optional
+        Disc radius in pixels, default ``size / 2``.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(size, size)`` of 0/1 values in ``dtype``.
+
+    Example
+    -------
+    >>> disc_mask(4).int().tolist()
+    [[0, 1, 1, 0], [1, 1, 1, 1], [1, 1, 1, 1], [0, 1, 1, 0]]
+    """
+    if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
+        raise ValueError(f"size must be a positive int, got {size!r}")
+    r = size / 2 if radius is None else float(radius)
+    c = torch.arange(size, device=device, dtype=torch.float64) - (size - 1) / 2
+    d2 = c[:, None] ** 2 + c[None, :] ** 2
+    return (d2 <= r * r).to(dtype)
+
+
+def random_angles(B: int, *, generator: torch.Generator | None = None, device=None, dtype=torch.float32) -> torch.Tensor:
+    """``B`` angles in degrees, uniform on :math:`[0, 360)`, from ``generator`` (CPU generator).
+
+    Example
+    -------
+    >>> from invlatent.utils import seeded_generator
+    >>> a = random_angles(3, generator=seeded_generator(0))
+    >>> a.shape, bool(((a >= 0) & (a < 360)).all())
+    (torch.Size([3]), True)
+    """
+    if not isinstance(B, int) or isinstance(B, bool) or B < 0:
+        raise ValueError(f"B must be a non-negative int, got {B!r}")
+    return (torch.rand(B, generator=generator, dtype=torch.float64) * 360.0).to(device=device, dtype=dtype)
+
+
+class ImageRotation:
+    r"""The cyclic group :math:`C_N` of rotations by multiples of :math:`360^\circ / N`, acting on images.
+
+    Element ``g`` (an integer) turns an image counter-clockwise by :math:`g \cdot 360^\circ/N`,
+    exactly with :func:`rot90` when that is a multiple of :math:`90^\circ`, otherwise by
+    interpolation with :func:`rotate` (so the action is only approximately a group action
+    for :math:`N \notin \{1, 2, 4\}`). The interface mirrors the latent groups of
+    :mod:`invlatent.groups` so that equivariance tests can pair the image action with the
+    latent action ``invlatent.Cyclic(N)``.
+
+    Parameters
+    ----------
+    N : int
+        Order of the group.
+
+    Example
+    -------
+    >>> G = ImageRotation(4)
+    >>> x = torch.rand(2, 1, 6, 6)
+    >>> G.orbit(x).shape
+    torch.Size([2, 4, 1, 6, 6])
+    >>> bool(torch.equal(G.act(torch.tensor([1, 3]), x)[1], torch.rot90(x[1], 3, dims=(-2, -1))))
+    True
+    """
+
+    def __init__(self, N: int):
+        if not isinstance(N, int) or isinstance(N, bool) or N <= 0:
+            raise ValueError(f"N must be a positive int, got {N!r}")
+        self.N = N
+
+    @property
+    def order(self) -> int:
+        return self.N
+
+    @property
+    def exact(self) -> bool:
+        """True when every element is a quarter turn (``N`` divides 4)."""
+        return 4 % self.N == 0
+
+    def __repr__(self) -> str:
+        return f"ImageRotation(N={self.N})"
+
+    def elements(self, device=None) -> torch.Tensor:
+        """All elements ``0, ..., N-1``."""
+        return torch.arange(self.N, device=device)
+
+    def sample(self, B: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+        """``B`` uniformly random elements ``(B,)``."""
+        return torch.randint(self.N, (B,), generator=generator).to(device)
+
+    def degrees(self, g: torch.Tensor) -> torch.Tensor:
+        """The rotation angle of each element, in degrees."""
+        return (g % self.N).to(torch.float64) * (360.0 / self.N)
+
+    def act(self, g: int | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Rotate the ``i``-th image by the ``i``-th element (or all by one int)."""
+        _check_images(x)
+        g = _per_image(g, x.shape[0], "g", integer=True, device=x.device, dtype=x.dtype) % self.N
+        quarter = (g * 4) % self.N == 0
+        if bool(quarter.all()):
+            return rot90(x, (g * 4) // self.N)
+        return rotate(x, self.degrees(g).to(x.dtype))
+
+    def orbit(self, x: torch.Tensor) -> torch.Tensor:
+        """All ``N`` rotations of every image: ``(B, N, C, H, W)``."""
+        _check_images(x)
+        B = x.shape[0]
+        g = torch.arange(self.N, device=x.device).repeat(B)
+        return self.act(g, x.repeat_interleave(self.N, dim=0)).reshape(B, self.N, *x.shape[1:])
