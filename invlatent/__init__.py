@@ -24,6 +24,46 @@ __all__ = [
 ]
 
 # --- core (issue 3): groups, projections, quotient metric, diagnostics ---
+from .diagnostics import ambiguity_index, equivariance_error, invariance_error, retention
+from .groups import O3, SO3, Cyclic, Permutation
+from .projections import (
+    AlignToTemplate,
+    LexSortProjection,
+    MaxFilter,
+    ReynoldsProjection,
+    SortProjection,
+    align_to_template,
+    lexsort_projection,
+    max_filter,
+    reynolds_projection,
+    sort_projection,
+)
+from .quotient import align, aligned_interpolation, pairwise_quotient_distance, quotient_distance
+
+__all__ += [
+    "Permutation",
+    "Cyclic",
+    "SO3",
+    "O3",
+    "sort_projection",
+    "SortProjection",
+    "lexsort_projection",
+    "LexSortProjection",
+    "align_to_template",
+    "AlignToTemplate",
+    "max_filter",
+    "MaxFilter",
+    "reynolds_projection",
+    "ReynoldsProjection",
+    "quotient_distance",
+    "pairwise_quotient_distance",
+    "align",
+    "aligned_interpolation",
+    "invariance_error",
+    "equivariance_error",
+    "ambiguity_index",
+    "retention",
+]
 # --- end core ---
 
 # --- molecules (issue 4) ---

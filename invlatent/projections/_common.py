@@ -1,0 +1,40 @@
+"""Helpers shared by the projection modules."""
+
+from __future__ import annotations
+
+import torch
+
+from .._validation import check_positive_int
+
+
+def check_latent_shape(latent_shape, name: str = "latent_shape") -> tuple[int, ...]:
+    if isinstance(latent_shape, int) and not isinstance(latent_shape, bool):
+        latent_shape = (latent_shape,)
+    if not isinstance(latent_shape, (tuple, list, torch.Size)) or len(latent_shape) == 0:
+        raise TypeError(f"{name} must be a non-empty tuple of positive ints such as (n, c), got {latent_shape!r}")
+    return tuple(check_positive_int(s, f"{name}[{i}]") for i, s in enumerate(latent_shape))
+
+
+def check_seed(seed) -> int:
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    return seed
+
+
+def random_templates(shape: tuple[int, ...], seed: int, normalize: bool = True) -> torch.Tensor:
+    """Gaussian templates (float64 then float32, so every platform draws the same numbers)."""
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(*shape, generator=g, dtype=torch.float64)
+    if normalize:
+        w = w / w.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (w.dim() - 1)))
+    return w.float()
+
+
+def check_batch_latent(z, group, latent_shape, name: str = "z") -> torch.Tensor:
+    group.check_latent(z, name)
+    if tuple(z.shape[1:]) != tuple(latent_shape):
+        raise ValueError(
+            f"{name} must have shape (B, {', '.join(map(str, latent_shape))}) as the module was built "
+            f"for latent_shape={tuple(latent_shape)}, got {tuple(z.shape)}"
+        )
+    return z

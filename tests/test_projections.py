@@ -1,0 +1,133 @@
+"""Invariant projections: invariance (float32 and float64), gradients, batch splits, cross-sections."""
+
+import itertools
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from invlatent import (AlignToTemplate, Cyclic, LexSortProjection, MaxFilter, Permutation,
+                       ReynoldsProjection, SortProjection, invariance_error, lexsort_projection,
+                       quotient_distance, sort_projection)
+
+DTYPES = [torch.float32, torch.float64]
+TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def projections():
+    """(name, group, latent_shape, module) for every finite-group projection."""
+    P, C = Permutation(), Cyclic(8)
+    return [
+        ("sort", P, (6, 3), SortProjection()),
+        ("lexsort", P, (6, 3), LexSortProjection()),
+        ("align-perm", P, (5, 2), AlignToTemplate(P, (5, 2), seed=1)),
+        ("align-cyclic", C, (3, 8), AlignToTemplate(C, (3, 8), seed=1)),
+        ("maxfilter-perm-c1", P, (7, 1), MaxFilter(P, (7, 1), 16, seed=0)),
+        ("maxfilter-perm", P, (5, 2), MaxFilter(P, (5, 2), 16, seed=0)),
+        ("maxfilter-cyclic", C, (3, 8), MaxFilter(C, (3, 8), 16, seed=0)),
+        ("reynolds-perm", P, (5, 2), ReynoldsProjection(P, (5, 2), 4)),
+        ("reynolds-cyclic", C, (3, 8), ReynoldsProjection(C, (3, 8), 4)),
+    ]
+
+
+PROJ = projections()
+IDS = [p[0] for p in PROJ]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,group,shape,module", PROJ, ids=IDS)
+def test_invariance(name, group, shape, module, dtype):
+    z = torch.randn(32, *shape, generator=gen(0), dtype=dtype)
+    assert invariance_error(module, z, group, n_elements=4, generator=1) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("name,group,shape,module", PROJ, ids=IDS)
+def test_finite_gradients_and_batch_splits(name, group, shape, module):
+    z = torch.randn(10, *shape, generator=gen(0), dtype=torch.float64, requires_grad=True)
+    out = module(z)
+    out.square().sum().backward()
+    assert torch.isfinite(z.grad).all()
+    parts = torch.cat([module(z[:3]), module(z[3:4]), module(z[4:])])
+    assert torch.allclose(parts, out, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n", [2, 4, 7])
+def test_sort_is_an_isometric_cross_section_for_one_channel(n, dtype):
+    """||sort(z) - sort(z')|| equals the brute-force min over all n! permutations."""
+    z1 = torch.randn(24, n, 1, generator=gen(n), dtype=dtype)
+    z2 = torch.randn(24, n, 1, generator=gen(n + 100), dtype=dtype)
+    perms = torch.tensor(list(itertools.permutations(range(n))))
+    brute = (z1.unsqueeze(1) - z2[:, perms]).flatten(2).norm(dim=2).min(dim=1).values
+    lhs = (sort_projection(z1) - sort_projection(z2)).flatten(1).norm(dim=1)
+    assert torch.allclose(lhs, brute, atol=TOL[dtype])
+
+
+def test_per_channel_sort_is_not_injective_for_several_channels():
+    z1 = torch.tensor([[[0.0, 0.0], [1.0, 1.0]]])
+    z2 = torch.tensor([[[0.0, 1.0], [1.0, 0.0]]])
+    assert torch.equal(sort_projection(z1), sort_projection(z2))
+    assert quotient_distance(z1, z2, Permutation()) > 1.0  # different orbits, merged
+    assert not torch.equal(lexsort_projection(z1), lexsort_projection(z2))
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 7), c=st.integers(1, 3), seed=st.integers(0, 10**6))
+def test_lexsort_and_alignment_are_cross_sections(n, c, seed):
+    """One output per orbit, and the output lies on the orbit."""
+    P = Permutation()
+    z = torch.randint(-2, 3, (8, n, c), generator=gen(seed)).double()  # ties on purpose
+    g = P.sample(8, generator=gen(seed + 1))
+    out = lexsort_projection(z)
+    assert torch.equal(out, lexsort_projection(P.act(g, z)))
+    assert torch.equal(out.sort(dim=1).values, z.sort(dim=1).values)  # a re-ordering of z's rows
+    zr = torch.randn(8, n, c, generator=gen(seed + 2), dtype=torch.float64)  # generic: no ties
+    canon = AlignToTemplate(P, (n, c), seed=seed % 1000)
+    a = canon(zr)
+    assert torch.allclose(a, canon(P.act(g, zr)))
+    assert quotient_distance(a, zr, P).max() < 1e-12
+
+
+def test_sort_and_lexsort_with_mask():
+    z = torch.randn(20, 6, 2, generator=gen(0))
+    counts = torch.randint(1, 7, (20,), generator=gen(1))
+    mask = torch.arange(6).unsqueeze(0) < counts.unsqueeze(1)
+    P = Permutation()
+    g = P.sample(20, generator=gen(2))
+    for fn in (sort_projection, lexsort_projection):
+        out = fn(z, mask)
+        assert torch.equal(out, fn(P.act(g, z, mask=mask), mask))
+        assert torch.equal(out[~mask], torch.zeros_like(out[~mask]))  # padding last, zeros
+        # the padded values of z do not matter
+        assert torch.equal(out, fn(torch.where(mask.unsqueeze(-1), z, 7.0), mask))
+
+
+def test_max_filter_matches_brute_force_over_the_orbit():
+    P = Permutation(5)
+    mf = MaxFilter(P, (5, 2), 6, seed=3)
+    z = torch.randn(4, 5, 2, generator=gen(0), dtype=torch.float64)
+    orb = P.orbit(z)  # (4, 120, 5, 2)
+    brute = torch.einsum("tnc,bgnc->btg", mf.templates.double(), orb).amax(-1)
+    assert torch.allclose(mf(z), brute, atol=1e-12)
+
+
+@pytest.mark.parametrize("group,shape", [(Permutation(), (5, 2)), (Cyclic(6), (2, 6))])
+def test_max_filters_separate_random_orbits(group, shape):
+    """With enough templates, distinct random orbits get distinct outputs (Cahill et al.)."""
+    z = torch.randn(200, *shape, generator=gen(0), dtype=torch.float64)
+    out = MaxFilter(group, shape, 2 * z[0].numel() + 4, seed=0).double()(z)
+    D = torch.cdist(out, out) + torch.eye(200, dtype=torch.float64)
+    assert D.min() > 1e-3
+
+
+def test_max_filter_module_is_seeded_and_moves_with_dtype():
+    a = MaxFilter(Cyclic(4), (2, 4), 5, seed=7)
+    b = MaxFilter(Cyclic(4), (2, 4), 5, seed=7)
+    assert torch.equal(a.templates, b.templates)
+    assert not torch.equal(a.templates, MaxFilter(Cyclic(4), (2, 4), 5, seed=8).templates)
+    assert a.double()(torch.zeros(1, 2, 4, dtype=torch.float64)).dtype == torch.float64
