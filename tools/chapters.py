@@ -169,6 +169,17 @@ def run(chapter: Path) -> None:
     t0 = time.perf_counter()
     client.execute()
     print(f"{chapter}: executed {sum(c.cell_type == 'code' for c in nb.cells)} code cells in {time.perf_counter() - t0:.1f} s")
+    from datetime import datetime
+
+    timings = []
+    for i, cell in enumerate(nb.cells):
+        ex = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in ex and "shell.execute_reply" in ex:
+            t = (datetime.fromisoformat(ex["shell.execute_reply"].rstrip("Z"))
+                 - datetime.fromisoformat(ex["iopub.execute_input"].rstrip("Z"))).total_seconds()
+            timings.append((t, i, cell.source.splitlines()[0][:60] if cell.source else ""))
+    for t, i, head in sorted(timings, reverse=True)[:5]:
+        print(f"  cell {i:3d}: {t:7.1f} s  {head}")
 
 
 def main(argv: list[str]) -> int:
