@@ -1,0 +1,222 @@
+r"""An E(3)-equivariant molecule encoder built from e3nn, with an irreps latent.
+
+Atoms are nodes with one-hot element features (``0e`` scalars). Each layer is a
+tensor-product convolution followed by a gate, in the style of e3nn's point-cloud networks:
+
+.. math::
+
+    m_i = \frac{1}{\sqrt{k}} \sum_{j \in \mathcal N(i)}
+          h_j \otimes_{W(\lVert r_{ij}\rVert)} Y(\hat r_{ij}),
+    \qquad h_i' = \operatorname{Gate}\big(\operatorname{Lin}(h_i) + m_i\big),
+
+where :math:`Y` are spherical harmonics up to ``lmax`` of the edge direction, the
+tensor-product weights :math:`W` are an MLP of a smooth radial basis of the edge length,
+and the gate multiplies each ``l > 0`` feature by a sigmoid of an extra scalar. The molecule
+latent is the sum over atoms of a last equivariant linear map (scaled by
+:math:`1/\sqrt{\bar n}`), with irreps such as ``16x0e + 8x1o + 4x2e``:
+
+.. math::
+
+    f(R\,X) = D(R)\, f(X) \quad \text{for all } R \in O(3)
+
+(``D`` = ``latent_irreps.D_from_matrix``), and :math:`f` is invariant to translations and
+atom orderings. :class:`E3NNPropertyModel` adds the heads that give the latent parts their
+meaning: a scalar MLP on the ``0e`` part for invariant properties, and an e3nn linear map to
+the ``1o`` Mulliken dipole and ``2e`` quadrupole (:func:`~invlatent.data.qm9_3d.equivariant_targets`).
+
+Example
+-------
+>>> import torch
+>>> from e3nn import o3
+>>> torch.manual_seed(0) and None
+>>> enc = E3NNEncoder(latent_irreps="4x0e + 2x1o + 1x2e", hidden_irreps="8x0e + 4x1o + 2x2e", num_layers=1)
+>>> pos = torch.randn(5, 3)
+>>> atom_type = torch.tensor([1, 0, 0, 2, 0])
+>>> batch = torch.tensor([0, 0, 0, 1, 1])
+>>> z = enc(pos, atom_type, batch, num_graphs=2)
+>>> z.shape
+torch.Size([2, 15])
+>>> R = o3.rand_matrix()
+>>> z_rot = enc(pos @ R.T, atom_type, batch, num_graphs=2)
+>>> bool(torch.allclose(z_rot, z @ enc.latent_irreps.D_from_matrix(R).T, atol=1e-4))
+True
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .._validation import check_positive_int, check_tensor
+
+__all__ = ["E3NNEncoder", "E3NNPropertyModel", "equivariant_property_loss"]
+
+
+def _scatter_sum(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
+    out = src.new_zeros(size, *src.shape[1:])
+    return out.index_add_(0, index, src)
+
+
+def _dense_edges(pos: torch.Tensor, batch: torch.Tensor, num_graphs: int, r_max: float) -> torch.Tensor:
+    """Radius graph over a flat batch by padded distances (no compiled extension)."""
+    from torch_geometric.utils import to_dense_batch
+
+    dense, mask = to_dense_batch(pos, batch, batch_size=num_graphs)
+    from ..data.qm9_3d import radius_graph_dense
+
+    return radius_graph_dense(dense, mask, r_max)[1]
+
+
+class _Convolution(nn.Module):
+    """One tensor-product convolution + gate (e3nn's ``Gate`` and ``FullyConnectedTensorProduct``)."""
+
+    def __init__(self, irreps_in, irreps_out, irreps_sh, num_basis: int, radial_hidden: int, num_neighbors: float,
+                 gate: bool = True):
+        super().__init__()
+        from e3nn import o3
+        from e3nn.nn import FullyConnectedNet, Gate
+
+        irreps_in, irreps_out, irreps_sh = o3.Irreps(irreps_in), o3.Irreps(irreps_out), o3.Irreps(irreps_sh)
+        self.num_neighbors = num_neighbors
+        if gate:
+            scalars = o3.Irreps([(m, ir) for m, ir in irreps_out if ir.l == 0])
+            gated = o3.Irreps([(m, ir) for m, ir in irreps_out if ir.l > 0])
+            gates = o3.Irreps([(m, "0e") for m, _ in gated])
+            self.gate = Gate(scalars, [torch.nn.functional.silu] * len(scalars), gates,
+                             [torch.sigmoid] * len(gates), gated)
+            mid = self.gate.irreps_in
+        else:
+            self.gate = None
+            mid = irreps_out
+        self.self_interaction = o3.Linear(irreps_in, mid)
+        self.tp = o3.FullyConnectedTensorProduct(irreps_in, irreps_sh, mid, shared_weights=False)
+        self.radial = FullyConnectedNet([num_basis, radial_hidden, self.tp.weight_numel], torch.nn.functional.silu)
+        self.irreps_out = self.gate.irreps_out if gate else mid
+
+    def forward(self, h, edge_src, edge_dst, edge_sh, edge_emb):
+        w = self.radial(edge_emb)
+        msg = self.tp(h[edge_src], edge_sh, w)
+        agg = _scatter_sum(msg, edge_dst, h.shape[0]) / math.sqrt(self.num_neighbors)
+        out = self.self_interaction(h) + agg
+        return self.gate(out) if self.gate is not None else out
+
+
+class E3NNEncoder(nn.Module):
+    r"""E(3)-equivariant encoder of molecules to an irreps latent ``(B, latent_irreps.dim)``.
+
+    Parameters
+    ----------
+    latent_irreps : str or e3nn Irreps
+        Irreps of the pooled molecule latent (default ``"16x0e + 8x1o + 4x2e"``).
+    hidden_irreps : str or e3nn Irreps
+        Irreps of the atom features between layers (scalars + gated ``l > 0``).
+    num_layers : int
+        Number of gated tensor-product convolutions.
+    lmax : int
+        Largest degree of the edge spherical harmonics.
+    r_max : float
+        Neighbour cutoff (Å); the radial basis goes smoothly to zero there.
+    num_basis : int
+        Radial basis functions (``soft_one_hot_linspace``, ``smooth_finite``).
+    num_atom_types : int
+        Size of the one-hot element input (5 for H, C, N, O, F).
+    num_neighbors, num_atoms : float
+        Typical neighbours per atom and atoms per molecule (normalisation constants).
+
+    Shapes
+    ------
+    ``forward(pos (N, 3), atom_type (N,) long, batch (N,) long, num_graphs, edge_index=None)``
+    -> ``(num_graphs, latent_irreps.dim)``. Without ``edge_index`` the radius graph is built
+    from ``pos`` by batched distances.
+    """
+
+    def __init__(self, latent_irreps="16x0e + 8x1o + 4x2e", hidden_irreps="32x0e + 8x1o + 4x2e", num_layers: int = 2,
+                 lmax: int = 2, r_max: float = 4.0, num_basis: int = 8, radial_hidden: int = 16,
+                 num_atom_types: int = 5, num_neighbors: float = 12.0, num_atoms: float = 18.0):
+        super().__init__()
+        from e3nn import o3
+
+        check_positive_int(num_layers, "num_layers")
+        check_positive_int(num_atom_types, "num_atom_types")
+        self.latent_irreps = o3.Irreps(latent_irreps).simplify()
+        self.hidden_irreps = o3.Irreps(hidden_irreps).simplify()
+        self.irreps_sh = o3.Irreps.spherical_harmonics(lmax)
+        self.r_max, self.num_basis, self.num_atom_types = float(r_max), num_basis, num_atom_types
+        self.num_atoms = float(num_atoms)
+        irreps = o3.Irreps(f"{num_atom_types}x0e")
+        layers = []
+        for _ in range(num_layers):
+            conv = _Convolution(irreps, self.hidden_irreps, self.irreps_sh, num_basis, radial_hidden, num_neighbors)
+            layers.append(conv)
+            irreps = conv.irreps_out
+        self.layers = nn.ModuleList(layers)
+        self.readout = o3.Linear(irreps, self.latent_irreps)
+
+    def forward(self, pos: torch.Tensor, atom_type: torch.Tensor, batch: torch.Tensor, num_graphs: int,
+                edge_index: torch.Tensor | None = None) -> torch.Tensor:
+        from e3nn import o3
+        from e3nn.math import soft_one_hot_linspace
+
+        check_tensor(pos, "pos", ndim=2, shape=(None, 3), expected="(N, 3)")
+        for t, name in ((atom_type, "atom_type"), (batch, "batch")):
+            check_tensor(t, name, ndim=1, shape=(pos.shape[0],), floating=False, expected="(N,) long")
+        check_positive_int(num_graphs, "num_graphs")
+        if edge_index is None:
+            edge_index = _dense_edges(pos, batch, num_graphs, self.r_max)
+        src, dst = edge_index
+        vec = pos[dst] - pos[src]
+        length = vec.norm(dim=1)
+        edge_sh = o3.spherical_harmonics(self.irreps_sh, vec, normalize=True, normalization="component")
+        edge_emb = soft_one_hot_linspace(length, 0.0, self.r_max, self.num_basis, basis="smooth_finite",
+                                         cutoff=True).mul(self.num_basis ** 0.5)
+        h = torch.nn.functional.one_hot(atom_type, self.num_atom_types).to(pos.dtype)
+        for layer in self.layers:
+            h = layer(h, src, dst, edge_sh, edge_emb)
+        return _scatter_sum(self.readout(h), batch, num_graphs) / math.sqrt(self.num_atoms)
+
+    def encode(self, data) -> torch.Tensor:
+        """``forward`` on a PyG batch with ``pos``, ``atom_type``, ``batch``, ``num_graphs`` (and ``edge_index``)."""
+        return self(data.pos, data.atom_type, data.batch, int(data.num_graphs), getattr(data, "edge_index", None))
+
+
+class E3NNPropertyModel(nn.Module):
+    r"""An :class:`E3NNEncoder` plus the heads that give its latent parts a meaning.
+
+    * scalar head: an MLP on the ``0e`` part of the latent -> ``num_scalars`` invariant
+      properties (standardised);
+    * tensor head: ``o3.Linear(latent_irreps, "1x1o + 1x2e")`` -> the Mulliken dipole and the
+      charge quadrupole, equivariant by construction.
+
+    ``forward(data)`` returns ``(latent, scalars, tensors)`` with shapes
+    ``(B, latent_irreps.dim)``, ``(B, num_scalars)``, ``(B, 8)``.
+    """
+
+    def __init__(self, encoder: E3NNEncoder, num_scalars: int, hidden: int = 64):
+        super().__init__()
+        from e3nn import o3
+
+        from ..data.qm9_3d import TARGET_IRREPS
+
+        if not isinstance(encoder, E3NNEncoder):
+            raise TypeError(f"encoder must be an E3NNEncoder, got {type(encoder).__name__}")
+        check_positive_int(num_scalars, "num_scalars")
+        self.encoder = encoder
+        n0 = sum(mul for mul, ir in encoder.latent_irreps if ir.l == 0 and ir.p == 1)
+        if n0 == 0:
+            raise ValueError(f"latent_irreps must contain 0e scalars for the scalar head, got {encoder.latent_irreps}")
+        self.scalar_slice = encoder.latent_irreps.slices()[0]
+        self.scalar_head = nn.Sequential(nn.Linear(n0, hidden), nn.SiLU(), nn.Linear(hidden, num_scalars))
+        self.tensor_head = o3.Linear(encoder.latent_irreps, o3.Irreps(TARGET_IRREPS))
+
+    def forward(self, data):
+        z = self.encoder.encode(data)
+        return z, self.scalar_head(z[:, self.scalar_slice]), self.tensor_head(z)
+
+
+def equivariant_property_loss(scalars_pred, scalars_true, tensors_pred, tensors_true, tensor_weight: float = 1.0):
+    r"""Mean squared error on standardised scalars plus ``tensor_weight`` times the MSE on the
+    dipole/quadrupole components (one rotation-invariant number: :math:`\lVert\cdot\rVert^2`
+    summed over each irrep's components)."""
+    return (scalars_pred - scalars_true).square().mean() + tensor_weight * (tensors_pred - tensors_true).square().mean()
