@@ -28,17 +28,26 @@ from .diagnostics import ambiguity_index, equivariance_error, invariance_error, 
 from .groups import O3, SO3, Cyclic, Permutation
 from .projections import (
     AlignToTemplate,
+    Bispectrum,
+    CompleteInvariants,
+    IrrepNorms,
     LexSortProjection,
     MaxFilter,
+    PowerSpectrum,
     ReynoldsProjection,
     SortProjection,
     align_to_template,
+    bispectrum,
+    complete_invariants,
+    irrep_norms,
     lexsort_projection,
     max_filter,
+    power_spectrum,
     reynolds_projection,
     sort_projection,
 )
 from .quotient import align, aligned_interpolation, pairwise_quotient_distance, quotient_distance
+from .sklearn import InvariantProjector
 
 __all__ += [
     "Permutation",
@@ -55,6 +64,15 @@ __all__ += [
     "MaxFilter",
     "reynolds_projection",
     "ReynoldsProjection",
+    "power_spectrum",
+    "PowerSpectrum",
+    "bispectrum",
+    "Bispectrum",
+    "irrep_norms",
+    "IrrepNorms",
+    "complete_invariants",
+    "CompleteInvariants",
+    "InvariantProjector",
     "quotient_distance",
     "pairwise_quotient_distance",
     "align",

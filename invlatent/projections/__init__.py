@@ -16,9 +16,11 @@ projection                         group                                        
 """
 
 from .align import AlignToTemplate, align_to_template
+from .irreps import CompleteInvariants, IrrepNorms, complete_invariants, irrep_norms
 from .maxfilter import MaxFilter, max_filter
 from .reynolds import ReynoldsProjection, reynolds_projection
 from .sort import LexSortProjection, SortProjection, lexsort_projection, sort_projection
+from .spectral import Bispectrum, PowerSpectrum, bispectrum, power_spectrum
 
 __all__ = [
     "sort_projection",
@@ -31,4 +33,12 @@ __all__ = [
     "MaxFilter",
     "reynolds_projection",
     "ReynoldsProjection",
+    "power_spectrum",
+    "PowerSpectrum",
+    "bispectrum",
+    "Bispectrum",
+    "irrep_norms",
+    "IrrepNorms",
+    "complete_invariants",
+    "CompleteInvariants",
 ]

@@ -1,0 +1,201 @@
+r"""Invariants of :math:`SO(3)`/:math:`O(3)` latents laid out as e3nn ``Irreps``.
+
+* :func:`irrep_norms` -- the norm of every irrep copy (exactly ``e3nn.o3.Norm``): invariant,
+  cheap, lossy: it forgets the angles *between* copies.
+* :func:`complete_invariants` -- the quadratic invariants ``o3.TensorSquare(irreps, filter_ir_out=0e)``
+  (for each :math:`l` the Gram matrix :math:`\langle x^{(l)}_u, x^{(l)}_v\rangle` of its copies) and,
+  with ``degree=3``, the cubic ones (the tensor square contracted with the latent again, e.g.
+  triple products :math:`u\cdot(v\times w)`, which tell a configuration from its mirror image).
+  Gram matrices determine a set of vectors up to :math:`O(3)` (and up to :math:`SO(3)` with the
+  triple products); cubic invariants also couple different :math:`l`.
+
+Use ``group="O3"`` to keep only the ``0e`` outputs (invariant under reflections too) and
+``group="SO3"`` (default) to also keep the pseudoscalars ``0o``.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from functools import lru_cache
+
+import torch
+from torch import nn
+
+from .._validation import check_tensor
+
+__all__ = ["irrep_norms", "complete_invariants", "IrrepNorms", "CompleteInvariants"]
+
+
+def _irreps(irreps):
+    from e3nn import o3
+
+    try:
+        ir = o3.Irreps(irreps)
+    except Exception as exc:
+        raise ValueError(f"irreps must be an e3nn Irreps (or its string), got {irreps!r}: {exc}") from None
+    if ir.dim == 0:
+        raise ValueError("irreps must have positive dimension, got an empty Irreps")
+    return ir
+
+
+def _check(z, ir):
+    check_tensor(z, "z", ndim=2, expected=f"(B, irreps.dim={ir.dim})")
+    if z.shape[1] != ir.dim:
+        raise ValueError(f"z has {z.shape[1]} features but irreps {ir} has dimension {ir.dim}; expected (B, {ir.dim}), got {tuple(z.shape)}")
+
+
+@contextmanager
+def _float64_default():
+    """e3nn builds its Clebsch-Gordan constants in the default dtype: build them in float64."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(old)
+
+
+def _group_outputs(group: str):
+    if group not in ("SO3", "O3"):
+        raise ValueError(f"group must be 'SO3' or 'O3', got {group!r}")
+    return ["0e"] if group == "O3" else ["0e", "0o"]
+
+
+class IrrepNorms(nn.Module):
+    """Norm of every irrep copy: ``(B, irreps.dim) -> (B, irreps.num_irreps)`` (wraps ``o3.Norm``).
+
+    Constants are built in float64 and cast to ``dtype`` (default: torch's default dtype);
+    pass ``dtype=torch.float64`` for float64 work (casting a float32 module later keeps
+    float32-rounded constants).
+
+    Example
+    -------
+    >>> import torch
+    >>> IrrepNorms("1x0e + 1x1o")(torch.tensor([[-2.0, 3.0, 0.0, 4.0]])).tolist()
+    [[2.0, 5.0]]
+    """
+
+    def __init__(self, irreps, squared: bool = False, dtype: torch.dtype | None = None):
+        super().__init__()
+        from e3nn import o3
+
+        self.irreps = _irreps(irreps)
+        with _float64_default():
+            self.norm = o3.Norm(self.irreps, squared=squared)
+        self.to(dtype or torch.get_default_dtype())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        _check(z, self.irreps)
+        return self.norm(z)
+
+
+class CompleteInvariants(nn.Module):
+    """Quadratic (and cubic) invariants of an irreps latent; see :func:`complete_invariants`.
+
+    ``(B, irreps.dim) -> (B, irreps_out.dim)``. Constants are built in float64 and cast to
+    ``dtype`` (default: torch's default dtype); pass ``dtype=torch.float64`` for float64 work.
+
+    Example
+    -------
+    >>> import torch
+    >>> m = CompleteInvariants("2x1o")
+    >>> m.irreps_out, m(torch.randn(4, 6)).shape
+    (3x0e, torch.Size([4, 3]))
+    """
+
+    def __init__(self, irreps, group: str = "SO3", degree: int = 2, dtype: torch.dtype | None = None):
+        super().__init__()
+        from e3nn import o3
+
+        self.irreps = _irreps(irreps)
+        outs = _group_outputs(group)
+        if degree not in (2, 3):
+            raise ValueError(f"degree must be 2 or 3, got {degree!r}")
+        self.group, self.degree = group, degree
+        with _float64_default():  # exact constants; cast below
+            self.square = o3.TensorSquare(self.irreps, filter_ir_out=outs)
+            irreps_out = self.square.irreps_out
+            self.cubic = None
+            if degree == 3:
+                self.full_square = o3.TensorSquare(self.irreps)
+                self.cubic = o3.FullTensorProduct(self.full_square.irreps_out, self.irreps, filter_ir_out=outs)
+                irreps_out = irreps_out + self.cubic.irreps_out
+        self.irreps_out = irreps_out.simplify()
+        self.to(dtype or torch.get_default_dtype())
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        _check(z, self.irreps)
+        out = self.square(z)
+        if self.cubic is not None:
+            out = torch.cat([out, self.cubic(self.full_square(z), z)], dim=-1)
+        return out
+
+
+@lru_cache(maxsize=32)
+def _cached(kind: str, irreps: str, dtype: torch.dtype, *args):
+    if kind == "norms":
+        return IrrepNorms(irreps, *args, dtype=dtype)
+    return CompleteInvariants(irreps, *args, dtype=dtype)
+
+
+def irrep_norms(z: torch.Tensor, irreps, squared: bool = False) -> torch.Tensor:
+    r"""Norm of every irrep copy, :math:`\lVert x^{(l)}_u\rVert` -- the same numbers as ``e3nn.o3.Norm``.
+
+    Parameters
+    ----------
+    z : Tensor, shape ``(B, irreps.dim)``
+    irreps : e3nn ``Irreps`` or str
+    squared : bool
+
+    Returns
+    -------
+    Tensor, shape ``(B, irreps.num_irreps)``
+
+    Example
+    -------
+    >>> import torch
+    >>> irrep_norms(torch.tensor([[3.0, 0.0, 4.0, 1.0, 0.0, 0.0]]), "2x1o").tolist()
+    [[5.0, 1.0]]
+    """
+    ir = _irreps(irreps)
+    _check(z, ir)
+    return _cached("norms", str(ir), z.dtype, bool(squared)).to(device=z.device)(z)
+
+
+def complete_invariants(z: torch.Tensor, irreps, group: str = "SO3", degree: int = 2) -> torch.Tensor:
+    r"""Polynomial invariants of an irreps latent through e3nn tensor products.
+
+    ``degree=2``: ``o3.TensorSquare(irreps, filter_ir_out=["0e"(, "0o")])`` -- every inner product
+    :math:`\langle x^{(l)}_u, x^{(l)}_v\rangle` between copies of the same :math:`l`
+    (the Gram matrices, upper triangle). ``degree=3`` appends
+    :math:`((x\otimes x)_{L} \otimes x)_{0}`: all cubic invariants (triple products, couplings
+    across :math:`l`).
+
+    Parameters
+    ----------
+    z : Tensor, shape ``(B, irreps.dim)``
+    irreps : e3nn ``Irreps`` or str
+    group : ``"SO3"`` (keep ``0e`` and ``0o``) or ``"O3"`` (``0e`` only)
+    degree : 2 or 3
+
+    Returns
+    -------
+    Tensor, shape ``(B, k)``
+
+    Example
+    -------
+    >>> import torch
+    >>> u, v = torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0])
+    >>> w = torch.tensor([0.6, 0.8, 0.0])            # |w| = |v| but a different angle to u
+    >>> za, zb = torch.cat([u, v])[None], torch.cat([u, w])[None]
+    >>> bool(torch.allclose(irrep_norms(za, "2x1o"), irrep_norms(zb, "2x1o")))
+    True
+    >>> bool(torch.allclose(complete_invariants(za, "2x1o"), complete_invariants(zb, "2x1o")))
+    False
+    """
+    ir = _irreps(irreps)
+    _check(z, ir)
+    _group_outputs(group)
+    if degree not in (2, 3):
+        raise ValueError(f"degree must be 2 or 3, got {degree!r}")
+    return _cached("complete", str(ir), z.dtype, group, degree).to(device=z.device)(z)
