@@ -117,23 +117,36 @@ def train_or_load(
     shipped: str | os.PathLike | None = None,
     shipped_sha256: str | None = None,
     cache: str | os.PathLike | None = None,
+    config: Mapping[str, object] | None = None,
     retrain: bool = False,
 ) -> tuple[torch.nn.Module, dict[str, str]]:
     """Return ``module`` with trained weights, training only when no checkpoint exists.
 
     Order: a shipped checkpoint (verified by ``shipped_sha256``) if given and present;
-    else the cache file ``cache`` (default ``<cache_dir>/checkpoints/<name>.safetensors``)
-    if present; else ``train_fn(module)`` is called, its returned metadata saved with the
-    weights to the cache. ``retrain=True`` skips both checkpoints.
+    else the cache file ``cache`` if present; else ``train_fn(module)`` is called, its
+    returned metadata saved with the weights to the cache. ``retrain=True`` skips both.
+
+    The default cache file is ``<cache_dir>/checkpoints/<name>-<profile>-<hash>.safetensors``:
+    the active profile and a fingerprint of ``config`` (the architecture and training
+    settings, JSON-serialisable) are part of the key, so weights trained at the smoke profile
+    or with other settings are never mistaken for these.
     The returned metadata has ``"source"`` set to ``"shipped"``, ``"cache"`` or ``"trained"``.
     """
+    import hashlib
+
+    from .profiles import get_profile
     from .utils import cache_dir
 
     if not retrain and shipped is not None and Path(shipped).is_file():
         meta = load_checkpoint(shipped, module, sha256=shipped_sha256)
         meta["source"] = "shipped"
         return module, meta
-    cache_path = Path(cache) if cache is not None else cache_dir("checkpoints") / f"{name}.safetensors"
+    if cache is not None:
+        cache_path = Path(cache)
+    else:
+        key = json.dumps(dict(config or {}), sort_keys=True, default=str)
+        digest = hashlib.sha256(key.encode()).hexdigest()[:10]
+        cache_path = cache_dir("checkpoints") / f"{name}-{get_profile()}-{digest}.safetensors"
     if not retrain and cache_path.is_file():
         meta = load_checkpoint(cache_path, module)
         meta["source"] = "cache"

@@ -1,0 +1,76 @@
+"""Checkpoints: safetensors round trip, checksum verification, train-or-load keyed by profile and config."""
+
+import pytest
+import torch
+
+from invlatent.io import load_checkpoint, save_checkpoint, train_or_load
+from invlatent.utils import sha256_file
+
+
+def _model():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+
+
+def test_round_trip_with_optimizer(tmp_path):
+    m = _model()
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    m(torch.randn(5, 4)).sum().backward()
+    opt.step()
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(path, m, optimizer=opt, metadata={"epoch": 7})
+    m2 = _model()
+    for p in m2.parameters():
+        torch.nn.init.zeros_(p)
+    opt2 = torch.optim.Adam(m2.parameters(), lr=1e-2)
+    meta = load_checkpoint(path, m2, optimizer=opt2)
+    assert meta == {"epoch": "7"}
+    for a, b in zip(m.parameters(), m2.parameters()):
+        assert torch.equal(a, b)
+    s1, s2 = opt.state_dict()["state"], opt2.state_dict()["state"]
+    assert s1.keys() == s2.keys()
+    for k in s1:
+        assert torch.equal(s1[k]["exp_avg"], s2[k]["exp_avg"])
+
+
+def test_checksum_mismatch_is_refused(tmp_path):
+    m = _model()
+    path = tmp_path / "m.safetensors"
+    save_checkpoint(path, m)
+    good = sha256_file(path)
+    load_checkpoint(path, _model(), sha256=good)
+    with pytest.raises(ValueError, match="SHA-256"):
+        load_checkpoint(path, _model(), sha256="0" * 64)
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.safetensors", _model())
+
+
+def test_train_or_load_keys_on_profile_and_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("INVLATENT_CACHE", str(tmp_path))
+    calls = []
+
+    def train(module):
+        calls.append(1)
+        with torch.no_grad():
+            for p in module.parameters():
+                p.add_(1.0)
+        return {"epochs": 1}
+
+    monkeypatch.setenv("INVLATENT_PROFILE", "smoke")
+    _, meta = train_or_load("toy", _model(), train, config={"width": 8})
+    assert meta["source"] == "trained" and len(calls) == 1
+    m, meta = train_or_load("toy", _model(), train, config={"width": 8})
+    assert meta["source"] == "cache" and len(calls) == 1
+    # another config or another profile never reuses these weights
+    _, meta = train_or_load("toy", _model(), train, config={"width": 16})
+    assert meta["source"] == "trained" and len(calls) == 2
+    monkeypatch.setenv("INVLATENT_PROFILE", "cpu")
+    _, meta = train_or_load("toy", _model(), train, config={"width": 8})
+    assert meta["source"] == "trained" and len(calls) == 3
+    # a shipped checkpoint wins, and only with the right checksum
+    shipped = tmp_path / "shipped.safetensors"
+    save_checkpoint(shipped, m)
+    _, meta = train_or_load("toy", _model(), train, shipped=shipped, shipped_sha256=sha256_file(shipped))
+    assert meta["source"] == "shipped"
+    with pytest.raises(ValueError):
+        train_or_load("toy", _model(), train, shipped=shipped, shipped_sha256="f" * 64)
