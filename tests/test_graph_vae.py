@@ -1,0 +1,200 @@
+"""Maron layers and the graph VAE: equivariance, padding isolation, overfitting, training I/O."""
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from invlatent.io import train_or_load
+from invlatent.models.graph_vae import GraphVAE, graph_accuracy, train_graph_vae
+from invlatent.models.maron import EdgeToEdge, EdgeToNode, MaskedInstanceNorm, NodeToEdge, NodeToNode
+
+
+def _random_graphs(B=6, n=9, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    sizes = torch.randint(1, n + 1, (B,), generator=g)
+    mask = torch.arange(n)[None] < sizes[:, None]
+    x = torch.nn.functional.one_hot(torch.randint(0, 4, (B, n), generator=g), 4).to(dtype) * mask[..., None]
+    b = torch.randint(0, 4, (B, n, n), generator=g).triu(1)
+    b = b + b.transpose(1, 2)
+    b = b * (mask[:, :, None] & mask[:, None, :])
+    adj = torch.nn.functional.one_hot(b, 4)[..., 1:].to(dtype)
+    return x, adj, mask
+
+
+def _perm(B, n, seed):
+    g = torch.Generator().manual_seed(seed)
+    return torch.stack([torch.randperm(n, generator=g) for _ in range(B)])
+
+
+def _pn(t, p):  # permute node axis 1
+    return torch.gather(t, 1, p.view(*p.shape, *([1] * (t.dim() - 2))).expand_as(t))
+
+
+def _pe(t, p):  # permute both node axes of (B, n, n, C)
+    B, n = p.shape
+    t = torch.gather(t, 1, p[:, :, None, None].expand_as(t))
+    return torch.gather(t, 2, p[:, None, :, None].expand_as(t))
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000), use_mask=st.booleans())
+def test_maron_layers_equivariant(seed, use_mask):
+    torch.manual_seed(seed)
+    B, n, C = 3, 7, 5
+    x = torch.randn(B, n, C)
+    a = torch.randn(B, n, n, C)
+    mask = (torch.rand(B, n) < 0.7) if use_mask else None
+    p = _perm(B, n, seed)
+    pm = None if mask is None else _pn(mask, p)
+    for layer, inp, permute_in, permute_out in [
+        (NodeToNode(C, 4), x, _pn, _pn),
+        (NodeToEdge(C, 4), x, _pn, _pe),
+        (EdgeToEdge(C, 4), a, _pe, _pe),
+        (EdgeToNode(C, 4), a, _pe, _pn),
+        (MaskedInstanceNorm(C), x, _pn, _pn),
+        (MaskedInstanceNorm(C, edges=True), a, _pe, _pe),
+    ]:
+        err = (layer(permute_in(inp, p), pm) - permute_out(layer(inp, mask), p)).abs().max()
+        assert err <= 1e-5, (type(layer).__name__, float(err))
+
+
+def test_edge_to_edge_matches_dense_basis():
+    # The efficient 2->2 layer equals the explicit sum of its 15 broadcast basis terms.
+    torch.manual_seed(0)
+    B, n, C = 2, 4, 1
+    layer = EdgeToEdge(C, 1).double()
+    a = torch.randn(B, n, n, C, dtype=torch.float64)
+    out = layer(a)
+    A = a[..., 0]
+    d = A.diagonal(dim1=1, dim2=2)
+    r, c = A.mean(2), A.mean(1)
+    t, s = d.mean(1), A.mean((1, 2))
+    W1, W2 = layer.pair_lin.weight[:, 0]
+    Wn = layer.node_lin.weight  # rows: diag, row, col; columns: d, r, c
+    Wg = layer.graph_lin.weight  # rows: diag, all; columns: t, s
+    eye = torch.eye(n, dtype=torch.float64)
+    ref = W1 * A + W2 * A.transpose(1, 2)
+    diag = Wn[0, 0] * d + Wn[0, 1] * r + Wn[0, 2] * c + (Wg[0, 0] * t + Wg[0, 1] * s)[:, None] + layer.node_lin.bias[0]
+    row = Wn[1, 0] * d + Wn[1, 1] * r + Wn[1, 2] * c + (Wg[1, 0] * t + Wg[1, 1] * s)[:, None] + layer.node_lin.bias[1]
+    col = Wn[2, 0] * d + Wn[2, 1] * r + Wn[2, 2] * c + layer.node_lin.bias[2]
+    ref = ref + eye * diag[:, :, None] + row[:, :, None] + col[:, None, :]
+    assert torch.allclose(out[..., 0], ref, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+@pytest.mark.parametrize("c", [1, 3])
+def test_vae_encoder_decoder_equivariant(dtype, tol, c):
+    torch.manual_seed(1)
+    vae = GraphVAE(latent_channels=c, hidden=16, depth=2).to(dtype)
+    x, adj, mask = _random_graphs(dtype=dtype)
+    p = _perm(x.shape[0], 9, 3)
+    mu, lv = vae.encode(x, adj, mask)
+    mu_p, lv_p = vae.encode(_pn(x, p), _pe(adj, p), _pn(mask, p))
+    assert mu.shape == (6, 9, c) and mu.dtype == dtype
+    assert (mu_p - _pn(mu, p)).abs().max() <= tol and (lv_p - _pn(lv, p)).abs().max() <= tol
+    z = torch.randn(6, 9, c, dtype=dtype)
+    out, out_p = vae.decode(z), vae.decode(_pn(z, p))
+    assert (out_p["exist"] - _pn(out["exist"][..., None], p)[..., 0]).abs().max() <= tol
+    assert (out_p["atom"] - _pn(out["atom"], p)).abs().max() <= tol
+    assert (out_p["bond"] - _pe(out["bond"], p)).abs().max() <= tol
+    # the codes are NOT invariant: the ambiguity the book is about
+    assert (mu_p - mu).abs().max() > 1e-3
+
+
+def test_padding_never_leaks():
+    torch.manual_seed(2)
+    vae = GraphVAE(hidden=16, depth=2)
+    x, adj, mask = _random_graphs(seed=5)
+    pair = mask[:, :, None] & mask[:, None, :]
+    xg = torch.where(mask[..., None], x, torch.randn_like(x) * 100)
+    adjg = torch.where(pair[..., None], adj, torch.randn_like(adj) * 100)
+    assert not torch.equal(xg, x)
+    mu, lv = vae.encode(x, adj, mask)
+    mug, lvg = vae.encode(xg, adjg, mask)
+    # real nodes' codes identical; the padding garbage does not reach them
+    assert torch.equal(mu[mask], mug[mask]) and torch.equal(lv[mask], lvg[mask])
+    # ... nor the padding slots' codes (inputs are zeroed at padding before anything else)
+    assert torch.allclose(mu, mug)
+    # the loss terms ignore targets at padding (same posterior noise)
+    l1 = vae.loss(x, adj, mask, generator=torch.Generator().manual_seed(0))
+    l2 = vae.loss(xg.softmax(-1) * 0 + xg, adjg, mask, generator=torch.Generator().manual_seed(0))
+    for k in ("atom", "bond", "exist", "kl"):
+        assert torch.allclose(l1[k], l2[k]), k
+
+
+def test_overfit_tiny_set_exactly():
+    from invlatent.data.qm9 import load_qm9
+
+    from rdkit import Chem
+
+    # An equivariant encoder gives automorphic nodes identical codes and an equivariant
+    # decoder cannot tell them apart again, so only molecules without non-trivial symmetry
+    # (all atoms in distinct RDKit symmetry classes) can be reconstructed exactly.
+    full = load_qm9(limit=300)
+    asym = [i for i in range(100, 300)
+            if len(set(Chem.CanonicalRankAtoms(Chem.MolFromSmiles(full.smiles[i]), breakTies=False)))
+            == int(full.num_nodes[i])]
+    ds = full.subset(asym[:6])
+    d = ds.dense()
+    torch.manual_seed(0)
+    vae = GraphVAE(hidden=32, depth=2)
+    opt = torch.optim.Adam(vae.parameters(), lr=5e-3)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: extra threads only add overhead on a busy machine
+    try:
+        for step in range(400):
+            out = vae.loss(d["x"], d["adj"], d["mask"], beta=0.0, sample=False)
+            opt.zero_grad()
+            out["loss"].backward()
+            opt.step()
+    finally:
+        torch.set_num_threads(threads)
+    vae.eval()
+    acc = graph_accuracy(vae.reconstruct(d["x"], d["adj"], d["mask"]), (ds.atom_type, ds.bond_type, ds.mask))
+    assert acc["exact"] == 1.0, acc
+
+
+def test_train_resume_and_train_or_load(tmp_path):
+    from invlatent.data.qm9 import load_qm9
+
+    d = load_qm9(limit=40).dense()
+    kw = dict(batch_size=16, beta=0.1, warmup_epochs=1, seed=3)
+    torch.manual_seed(0)
+    a = GraphVAE(hidden=8, depth=1)
+    b = GraphVAE(hidden=8, depth=1)
+    b.load_state_dict(a.state_dict())
+    meta_a = train_graph_vae(a, d, epochs=3, **kw)
+    ck = tmp_path / "vae.safetensors"
+    train_graph_vae(b, d, epochs=2, checkpoint=ck, **kw)
+    meta_b = train_graph_vae(b, d, epochs=3, checkpoint=ck, **kw)  # resumes at epoch 2
+    assert meta_b["epochs"] == 3 and len(meta_b["history"].split(",")) == 3
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.allclose(va, vb, atol=1e-6), k
+    assert meta_a["history"] == meta_b["history"]
+    # train_or_load: trains once, then loads from the cache file
+    calls = []
+
+    def fit(m):
+        calls.append(1)
+        return train_graph_vae(m, d, epochs=1, **kw)
+
+    m1, meta1 = train_or_load("t", GraphVAE(hidden=8, depth=1), fit, cache=tmp_path / "t.safetensors")
+    m2, meta2 = train_or_load("t", GraphVAE(hidden=8, depth=1), fit, cache=tmp_path / "t.safetensors")
+    assert meta1["source"] == "trained" and meta2["source"] == "cache" and len(calls) == 1
+    assert all(torch.equal(u, v) for u, v in zip(m1.state_dict().values(), m2.state_dict().values()))
+
+
+def test_bad_input():
+    vae = GraphVAE(hidden=8, depth=1)
+    x, adj, mask = _random_graphs()
+    with pytest.raises(ValueError, match="adj"):
+        vae.encode(x, adj[:, :5], mask)
+    with pytest.raises(TypeError, match="mask"):
+        vae.encode(x, adj, mask.float())
+    with pytest.raises(ValueError, match="z"):
+        vae.decode(torch.randn(2, 9))
+    with pytest.raises(ValueError, match="finite|NaN"):
+        vae.decode(torch.full((2, 9, 1), float("nan")))
+    with pytest.raises(ValueError, match="latent_channels"):
+        GraphVAE(latent_channels=0)
