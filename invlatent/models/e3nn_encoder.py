@@ -1,28 +1,36 @@
 r"""An E(3)-equivariant molecule encoder built from e3nn, with an irreps latent.
 
-Atoms are nodes with one-hot element features (``0e`` scalars). Each layer is a
-tensor-product convolution followed by a gate, in the style of e3nn's point-cloud networks:
+Atoms are nodes with one-hot element features (``0e`` scalars). Each interaction first
+builds, around every atom, a spherical-harmonics **density** of its neighbours weighted by
+invariant edge weights (a radial basis of the distance times the neighbour's scalars),
 
 .. math::
 
-    m_i = \frac{1}{\sqrt{k}} \sum_{j \in \mathcal N(i)}
-          h_j \otimes_{W(\lVert r_{ij}\rVert)} Y(\hat r_{ij}),
-    \qquad h_i' = \operatorname{Gate}\big(\operatorname{Lin}(h_i) + m_i\big),
+    A_{i,c} = \frac{1}{\sqrt{k}} \sum_{j \in \mathcal N(i)} R_c(\lVert r_{ij}\rVert)\, s_{j,c}\, Y(\hat r_{ij}),
 
-where :math:`Y` are spherical harmonics up to ``lmax`` of the edge direction, the
-tensor-product weights :math:`W` are an MLP of a smooth radial basis of the edge length,
-and the gate multiplies each ``l > 0`` feature by a sigmoid of an extra scalar. The molecule
-latent is the sum over atoms of a last equivariant linear map (scaled by
-:math:`1/\sqrt{\bar n}`), with irreps such as ``16x0e + 8x1o + 4x2e``:
+then couples it with the atom's own features by an e3nn tensor product and a gate,
 
 .. math::
 
-    f(R\,X) = D(R)\, f(X) \quad \text{for all } R \in O(3)
+    h_i' = \operatorname{Gate}\big(\operatorname{Lin}(h_i) + \operatorname{Lin}(A_i) + h_i \otimes_W A_i\big),
 
-(``D`` = ``latent_irreps.D_from_matrix``), and :math:`f` is invariant to translations and
-atom orderings. :class:`E3NNPropertyModel` adds the heads that give the latent parts their
+(:math:`Y` = spherical harmonics up to ``lmax``, ``o3.FullyConnectedTensorProduct`` with
+shared weights :math:`W`, ``e3nn.nn.Gate``: each ``l > 0`` feature times a sigmoid of an extra
+scalar). The tensor products run on atoms rather than edges (the design of ACE/MACE-style
+densities), which keeps the model cheap enough for CPU training. The molecule latent is
+the sum over atoms of a last equivariant linear map (scaled by :math:`1/\sqrt{\bar n}`),
+with irreps such as ``16x0e + 8x1o + 4x2e``:
+
+.. math::
+
+    f(R\,X + t) = D(R)\, f(X) \quad \text{for all } R \in O(3),\ t\in\mathbb R^3
+
+(``D`` = ``latent_irreps.D_from_matrix``, parity included), and :math:`f` is invariant to the
+order of the atoms. :class:`E3NNPropertyModel` adds the heads that give the latent parts their
 meaning: a scalar MLP on the ``0e`` part for invariant properties, and an e3nn linear map to
-the ``1o`` Mulliken dipole and ``2e`` quadrupole (:func:`~invlatent.data.qm9_3d.equivariant_targets`).
+the ``1o`` Mulliken dipole and ``2e`` quadrupole (:func:`~invlatent.data.qm9_3d.equivariant_targets`);
+:func:`train_property_model` fits it and :func:`encode_molecules` encodes a dataset, optionally
+under random rotations.
 
 Example
 -------
@@ -51,7 +59,7 @@ from torch import nn
 
 from .._validation import check_positive_int, check_tensor
 
-__all__ = ["E3NNEncoder", "E3NNPropertyModel", "equivariant_property_loss"]
+__all__ = ["E3NNEncoder", "E3NNPropertyModel", "equivariant_property_loss", "train_property_model", "encode_molecules"]
 
 
 def _scatter_sum(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
@@ -69,38 +77,42 @@ def _dense_edges(pos: torch.Tensor, batch: torch.Tensor, num_graphs: int, r_max:
     return radius_graph_dense(dense, mask, r_max)[1]
 
 
-class _Convolution(nn.Module):
-    """One tensor-product convolution + gate (e3nn's ``Gate`` and ``FullyConnectedTensorProduct``)."""
+class _Interaction(nn.Module):
+    """One interaction: scalar-weighted spherical-harmonic density, node tensor product, gate."""
 
-    def __init__(self, irreps_in, irreps_out, irreps_sh, num_basis: int, radial_hidden: int, num_neighbors: float,
-                 gate: bool = True):
+    def __init__(self, irreps_in, irreps_out, lmax: int, channels: int, num_basis: int, radial_hidden: int,
+                 num_neighbors: float):
         super().__init__()
         from e3nn import o3
         from e3nn.nn import FullyConnectedNet, Gate
 
-        irreps_in, irreps_out, irreps_sh = o3.Irreps(irreps_in), o3.Irreps(irreps_out), o3.Irreps(irreps_sh)
-        self.num_neighbors = num_neighbors
-        if gate:
-            scalars = o3.Irreps([(m, ir) for m, ir in irreps_out if ir.l == 0])
-            gated = o3.Irreps([(m, ir) for m, ir in irreps_out if ir.l > 0])
-            gates = o3.Irreps([(m, "0e") for m, _ in gated])
-            self.gate = Gate(scalars, [torch.nn.functional.silu] * len(scalars), gates,
-                             [torch.sigmoid] * len(gates), gated)
-            mid = self.gate.irreps_in
-        else:
-            self.gate = None
-            mid = irreps_out
+        irreps_in, irreps_out = o3.Irreps(irreps_in), o3.Irreps(irreps_out)
+        self.channels, self.lmax, self.num_neighbors = channels, lmax, num_neighbors
+        n_scalars = sum(mul for mul, ir in irreps_in if ir.l == 0 and ir.p == 1)
+        self.scalar_dim = n_scalars  # the 0e copies come first after simplify()
+        self.embed = nn.Linear(n_scalars, channels, bias=False)
+        self.radial = FullyConnectedNet([num_basis, radial_hidden, channels], torch.nn.functional.silu)
+        # density irreps: channels x (0e + 1o + 2e + ...): parity (-1)^l, as spherical harmonics
+        self.irreps_density = o3.Irreps([(channels, (l, (-1) ** l)) for l in range(lmax + 1)])
+        scalars = o3.Irreps([(m, ir) for m, ir in irreps_out if ir.l == 0])
+        gated = o3.Irreps([(m, ir) for m, ir in irreps_out if ir.l > 0])
+        gates = o3.Irreps([(m, "0e") for m, _ in gated])
+        self.gate = Gate(scalars, [torch.nn.functional.silu] * len(scalars), gates, [torch.sigmoid] * len(gates), gated)
+        mid = self.gate.irreps_in
         self.self_interaction = o3.Linear(irreps_in, mid)
-        self.tp = o3.FullyConnectedTensorProduct(irreps_in, irreps_sh, mid, shared_weights=False)
-        self.radial = FullyConnectedNet([num_basis, radial_hidden, self.tp.weight_numel], torch.nn.functional.silu)
-        self.irreps_out = self.gate.irreps_out if gate else mid
+        self.density_linear = o3.Linear(self.irreps_density, mid)
+        self.tp = o3.FullyConnectedTensorProduct(irreps_in, self.irreps_density, mid)
+        self.irreps_out = self.gate.irreps_out
 
     def forward(self, h, edge_src, edge_dst, edge_sh, edge_emb):
-        w = self.radial(edge_emb)
-        msg = self.tp(h[edge_src], edge_sh, w)
-        agg = _scatter_sum(msg, edge_dst, h.shape[0]) / math.sqrt(self.num_neighbors)
-        out = self.self_interaction(h) + agg
-        return self.gate(out) if self.gate is not None else out
+        # invariant edge weights: radial basis x neighbour scalars -> (E, c)
+        w = self.radial(edge_emb) * self.embed(h[:, : self.scalar_dim])[edge_src]
+        dens = _scatter_sum(w.unsqueeze(-1) * edge_sh.unsqueeze(1), edge_dst, h.shape[0])  # (N, c, (lmax+1)^2)
+        dens = dens / math.sqrt(self.num_neighbors)
+        # to e3nn layout: for each l, the c copies of its 2l+1 components
+        parts = [dens[:, :, l * l:(l + 1) * (l + 1)].reshape(h.shape[0], -1) for l in range(self.lmax + 1)]
+        a = torch.cat(parts, dim=1)
+        return self.gate(self.self_interaction(h) + self.density_linear(a) + self.tp(h, a))
 
 
 class E3NNEncoder(nn.Module):
@@ -133,7 +145,7 @@ class E3NNEncoder(nn.Module):
     """
 
     def __init__(self, latent_irreps="16x0e + 8x1o + 4x2e", hidden_irreps="32x0e + 8x1o + 4x2e", num_layers: int = 2,
-                 lmax: int = 2, r_max: float = 4.0, num_basis: int = 8, radial_hidden: int = 16,
+                 lmax: int = 2, r_max: float = 4.0, num_basis: int = 8, radial_hidden: int = 16, channels: int = 8,
                  num_atom_types: int = 5, num_neighbors: float = 12.0, num_atoms: float = 18.0):
         super().__init__()
         from e3nn import o3
@@ -148,7 +160,7 @@ class E3NNEncoder(nn.Module):
         irreps = o3.Irreps(f"{num_atom_types}x0e")
         layers = []
         for _ in range(num_layers):
-            conv = _Convolution(irreps, self.hidden_irreps, self.irreps_sh, num_basis, radial_hidden, num_neighbors)
+            conv = _Interaction(irreps, self.hidden_irreps, lmax, channels, num_basis, radial_hidden, num_neighbors)
             layers.append(conv)
             irreps = conv.irreps_out
         self.layers = nn.ModuleList(layers)
@@ -162,6 +174,8 @@ class E3NNEncoder(nn.Module):
         check_tensor(pos, "pos", ndim=2, shape=(None, 3), expected="(N, 3)")
         for t, name in ((atom_type, "atom_type"), (batch, "batch")):
             check_tensor(t, name, ndim=1, shape=(pos.shape[0],), floating=False, expected="(N,) long")
+            if t.dtype != torch.long:
+                raise TypeError(f"{name} must be a long tensor of shape (N,), got {t.dtype}")
         check_positive_int(num_graphs, "num_graphs")
         if edge_index is None:
             edge_index = _dense_edges(pos, batch, num_graphs, self.r_max)
@@ -220,3 +234,97 @@ def equivariant_property_loss(scalars_pred, scalars_true, tensors_pred, tensors_
     dipole/quadrupole components (one rotation-invariant number: :math:`\lVert\cdot\rVert^2`
     summed over each irrep's components)."""
     return (scalars_pred - scalars_true).square().mean() + tensor_weight * (tensors_pred - tensors_true).square().mean()
+
+
+def train_property_model(model: E3NNPropertyModel, dataset, train_index, scalar_names: tuple[str, ...], *,
+                         epochs: int = 5, batch_size: int = 128, lr: float = 3e-3, tensor_weight: float = 1.0,
+                         r_max: float | None = None, seed: int = 0, rotate: bool = True, device=None) -> dict:
+    r"""Fit :class:`E3NNPropertyModel` on standardised scalars + the equivariant targets.
+
+    Parameters
+    ----------
+    model : E3NNPropertyModel
+    dataset : :class:`~invlatent.data.qm9_3d.QM9Geometries`
+    train_index : 1-D LongTensor
+        Training molecules.
+    scalar_names : tuple of str
+        Scalar properties of ``dataset`` for the scalar head (standardised with train statistics).
+    epochs, batch_size, lr : training schedule (Adam, cosine decay).
+    tensor_weight : weight of the dipole/quadrupole MSE.
+    rotate : bool
+        Present every batch in a fresh random orientation (the model is equivariant, so this
+        only changes round-off; it makes the training set cover all poses anyway).
+
+    Returns
+    -------
+    dict
+        ``{"loss": last-epoch mean loss, "mean", "std" (scalar statistics), "target_scale"}``
+        as lists, suitable as checkpoint metadata. The tensor head predicts the targets divided
+        by ``target_scale`` (the RMS norm of the dipoles, resp. quadrupoles, of the training set).
+    """
+    from ..groups import SO3
+    from ..utils import progress, seeded_generator
+
+    if not isinstance(model, E3NNPropertyModel):
+        raise TypeError(f"model must be an E3NNPropertyModel, got {type(model).__name__}")
+    check_positive_int(epochs, "epochs")
+    check_positive_int(batch_size, "batch_size")
+    idx = torch.as_tensor(train_index, dtype=torch.long)
+    device = device or next(model.parameters()).device
+    cols = [dataset.property_names.index(n) for n in scalar_names]
+    y = dataset.y[idx][:, cols].double()
+    mean, std = y.mean(0), y.std(0).clamp_min(1e-12)
+    # per-irrep RMS norm of the equivariant targets: a rotation-invariant standardisation
+    t = dataset.subset(idx[: min(len(idx), 4096)]).targets().double()
+    rms = torch.stack([t[:, :3].square().sum(1).mean().sqrt(), t[:, 3:].square().sum(1).mean().sqrt()])
+    scale = torch.cat([rms[0].expand(3), rms[1].expand(5)]).clamp_min(1e-12)
+    r_max = model.encoder.r_max if r_max is None else r_max
+    gen = seeded_generator(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    steps = epochs * ((len(idx) + batch_size - 1) // batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    model.train()
+    last = 0.0
+    for _ in progress(range(epochs), desc="e3nn training"):
+        perm = idx[torch.randperm(len(idx), generator=gen)]
+        total, count = 0.0, 0
+        for start in range(0, len(perm), batch_size):
+            b_idx = perm[start:start + batch_size]
+            R = SO3("1x1o").sample(len(b_idx), generator=gen, dtype=torch.float32) if rotate else None
+            data = dataset.batch(b_idx, r_max=r_max, rotation=R, device=device)
+            ys = ((data.y[:, cols].double().cpu() - mean) / std).to(device=device, dtype=data.pos.dtype)
+            _, s_pred, t_pred = model(data)
+            ts = data.targets / scale.to(device=device, dtype=data.pos.dtype)
+            loss = equivariant_property_loss(s_pred, ys, t_pred, ts, tensor_weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(b_idx)
+            count += len(b_idx)
+        last = total / count
+    model.eval()
+    return {"loss": last, "mean": mean.tolist(), "std": std.tolist(), "scalar_names": list(scalar_names),
+            "target_scale": scale.tolist()}
+
+
+@torch.no_grad()
+def encode_molecules(encoder: E3NNEncoder, dataset, index, *, rotation: torch.Tensor | None = None,
+                     batch_size: int = 512, device=None) -> torch.Tensor:
+    """Latents ``(len(index), latent_irreps.dim)`` of the molecules ``index``, in batches.
+
+    ``rotation`` (``(len(index), 3, 3)``, optional) turns molecule ``k`` by ``rotation[k]``
+    before encoding (its latent then turns by ``D(rotation[k])``).
+    """
+    if not isinstance(encoder, E3NNEncoder):
+        raise TypeError(f"encoder must be an E3NNEncoder, got {type(encoder).__name__}")
+    idx = torch.as_tensor(index, dtype=torch.long)
+    p = next(encoder.parameters())
+    device = device or p.device
+    out = []
+    for start in range(0, len(idx), batch_size):
+        sl = slice(start, start + batch_size)
+        R = None if rotation is None else rotation[sl]
+        data = dataset.batch(idx[sl], r_max=encoder.r_max, rotation=R, device=device, dtype=p.dtype)
+        out.append(encoder.encode(data))
+    return torch.cat(out).cpu()
