@@ -75,20 +75,29 @@ def _dp_tables(n: int):
     return layers
 
 
-def batched_assignment(cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def batched_assignment(cost: torch.Tensor, method: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     r"""Exact minimum-cost perfect matching for a batch of square cost matrices.
 
     Solves :math:`\min_{\pi\in S_n} \sum_i C_{i,\pi(i)}` for every matrix in the batch by
     dynamic programming over subsets: :math:`D[S]` is the best cost of assigning rows
     :math:`0..|S|-1` to the column set :math:`S`, and
     :math:`D[S] = \min_{j\in S} D[S\setminus\{j\}] + C_{|S|-1, j}`. All ``B`` problems run at
-    once with :math:`n 2^{n-1}` gathers each; no Python loop over samples. For
-    ``n > 9`` it calls ``scipy.optimize.linear_sum_assignment`` once per matrix.
+    once with :math:`n 2^{n-1}` gathers each; no Python loop over samples. The alternative
+    calls ``scipy.optimize.linear_sum_assignment`` (C code, Hungarian-type) once per matrix.
+
+    Which is faster depends on the device: on a CPU the scipy loop was measured about 10x
+    faster than the dynamic program for ``n = 9`` (2 shared cores, batches of 400-4096),
+    so ``method="auto"`` uses scipy on CPU and the dynamic program on accelerators (where a
+    per-matrix loop would copy every matrix to the host). Both are exact; both return values
+    differentiable in ``cost``.
 
     Parameters
     ----------
     cost : Tensor, shape ``(B, n, n)``
         Finite float costs.
+    method : ``"auto"``, ``"dp"`` or ``"scipy"``
+        ``"dp"`` needs ``n <= 9`` (:data:`MAX_EXACT_DP_NODES`); ``"auto"`` picks the dynamic
+        program on non-CPU devices when ``n <= 9`` and scipy otherwise.
 
     Returns
     -------
@@ -109,25 +118,39 @@ def batched_assignment(cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     B, n, m = cost.shape
     if n != m:
         raise ValueError(f"cost must be square, shape (B, n, n), got {tuple(cost.shape)}")
-    if n > MAX_EXACT_DP_NODES:
+    if method not in ("auto", "dp", "scipy"):
+        raise ValueError(f"method must be 'auto', 'dp' or 'scipy', got {method!r}")
+    if method == "dp" and n > MAX_EXACT_DP_NODES:
+        raise ValueError(f"method='dp' needs n <= {MAX_EXACT_DP_NODES} (2^n states), got n={n}; use 'scipy'")
+    if method == "scipy" or (method == "auto" and (n > MAX_EXACT_DP_NODES or cost.device.type == "cpu")):
         return _scipy_assignment(cost)
+    return _dp_assignment(cost)
+
+
+def _dp_assignment(cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    B, n, _ = cost.shape
     dev = cost.device
-    dp = cost.new_zeros(B, 1 << n)
-    choice = torch.zeros(B, 1 << n, dtype=torch.long, device=dev)
+    # batch-last layout: every gather below copies whole contiguous rows of B values
+    cost_t = cost.permute(1, 2, 0)  # (n, n, B)
+    dp = cost.new_zeros(1 << n, B)
+    choice = torch.zeros(1 << n, B, dtype=torch.long, device=dev)
     for k, (masks, preds, cols) in enumerate(_dp_tables(n), start=1):
         masks, preds, cols = masks.to(dev), preds.to(dev), cols.to(dev)
-        cand = dp[:, preds] + cost[:, k - 1, :][:, cols]  # (B, m, k)
-        best, arg = cand.min(dim=2)
-        dp = dp.index_copy(1, masks, best)
-        choice[:, masks] = cols[torch.arange(len(masks), device=dev).unsqueeze(0), arg]
+        m = len(masks)
+        cand = dp.index_select(0, preds.reshape(-1)).view(m, k, B)
+        cand = cand + cost_t[k - 1].index_select(0, cols.reshape(-1)).view(m, k, B)
+        best, arg = cand.min(dim=1)  # (m, B)
+        dp.index_copy_(0, masks, best)  # index_select saves no input for backward: in place is safe
+        choice.index_copy_(0, masks, torch.gather(cols.unsqueeze(-1).expand(m, k, B), 1, arg.unsqueeze(1)).squeeze(1))
     full = (1 << n) - 1
     perm = torch.empty(B, n, dtype=torch.long, device=dev)
     state = torch.full((B,), full, dtype=torch.long, device=dev)
+    ar = torch.arange(B, device=dev)
     for row in range(n - 1, -1, -1):
-        j = choice.gather(1, state.unsqueeze(1)).squeeze(1)
+        j = choice[state, ar]
         perm[:, row] = j
         state = state ^ (1 << j)
-    return dp[:, full], perm
+    return dp[full], perm
 
 
 def _scipy_assignment(cost: torch.Tensor):

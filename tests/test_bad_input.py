@@ -54,6 +54,8 @@ CASES = [
     ("generator-type", lambda: C.sample(3, generator=0), TypeError, "generator must be a torch.Generator"),
     ("template-shape", lambda: align_to_template(zc, torch.randn(3, 4), C), ValueError, r"template must have shape \(2, 4\)"),
     ("cost-not-square", lambda: batched_assignment(torch.rand(2, 3, 4)), ValueError, "cost must be square"),
+    ("assignment-method", lambda: batched_assignment(torch.rand(2, 3, 3), method="hungarian"), ValueError, "method must be 'auto', 'dp' or 'scipy'"),
+    ("assignment-dp-too-big", lambda: batched_assignment(torch.rand(1, 10, 10), method="dp"), ValueError, "method='dp' needs n <= 9"),
     ("retention-N", lambda: retention(torch.randn(5, 2), D), ValueError, r"reference must be an \(N, N\) = \(5, 5\)"),
     ("retention-negative", lambda: retention(torch.randn(4, 2), -D), ValueError, "reference must hold non-negative"),
     ("knn-k", lambda: knn_agreement(D, D, k=4), ValueError, "k must be smaller than the number of points"),

@@ -29,11 +29,24 @@ def brute_force(z1, z2, group):
 @given(B=st.integers(1, 64), n=st.integers(1, 9), seed=st.integers(0, 10**6))
 def test_batched_assignment_matches_scipy(B, n, seed):
     cost = torch.rand(B, n, n, generator=gen(seed), dtype=torch.float64)
-    value, perm = batched_assignment(cost)
+    value, perm = batched_assignment(cost, method="dp")
     ref = np.array([c[linear_sum_assignment(c)].sum() for c in cost.numpy()])
     assert np.allclose(value.numpy(), ref, atol=1e-12)
     assert torch.equal(perm.sort(dim=1).values, torch.arange(n).expand(B, n))
     assert torch.allclose(cost.gather(2, perm.unsqueeze(-1)).sum((1, 2)), value)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dp_and_scipy_agree_and_dp_has_gradients(dtype):
+    cost = torch.rand(50, 7, 7, generator=gen(0), dtype=dtype)
+    v_dp, _ = batched_assignment(cost, method="dp")
+    v_sp, _ = batched_assignment(cost, method="scipy")
+    assert torch.allclose(v_dp, v_sp, atol=1e-5 if dtype == torch.float32 else 1e-12)
+    c = torch.rand(3, 5, 5, generator=gen(1), dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: batched_assignment(x, method="dp")[0], (c,))
+    v, p = batched_assignment(c, method="dp")
+    (g,) = torch.autograd.grad(v.sum(), c)
+    assert torch.equal(g, torch.zeros_like(g).scatter_(2, p.unsqueeze(-1), 1.0))  # d value / d cost = the matching
 
 
 def test_assignment_falls_back_to_scipy_above_nine_nodes():
