@@ -85,6 +85,20 @@ __all__ += [
 # --- end core ---
 
 # --- molecules (issue 4) ---
+from .chem import generation_metrics, graphs_to_smiles
+from .data.qm9 import QM9Graphs, load_qm9, qm9_split
+from .models.graph_vae import GraphVAE, permute_graphs, train_graph_vae
+
+__all__ += [
+    "load_qm9",
+    "qm9_split",
+    "QM9Graphs",
+    "GraphVAE",
+    "train_graph_vae",
+    "permute_graphs",
+    "graphs_to_smiles",
+    "generation_metrics",
+]
 # --- end molecules ---
 
 # --- images (issue 5) ---
