@@ -70,7 +70,7 @@ def test_edge_to_edge_matches_dense_basis():
     d = A.diagonal(dim1=1, dim2=2)
     r, c = A.mean(2), A.mean(1)
     t, s = d.mean(1), A.mean((1, 2))
-    W1, W2 = layer.pair_lin.weight[:, 0]
+    W1, W2 = layer.lin_a.weight[0, 0], layer.lin_at.weight[0, 0]
     Wn = layer.node_lin.weight  # rows: diag, row, col; columns: d, r, c
     Wg = layer.graph_lin.weight  # rows: diag, all; columns: t, s
     eye = torch.eye(n, dtype=torch.float64)

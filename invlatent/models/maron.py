@@ -24,8 +24,8 @@ The bases are built from the pooled terms
 
 **Efficiency.** The weights are applied to the pooled terms (tensors of size
 :math:`B \times n \times C` or :math:`B \times C`) *before* they are broadcast to
-:math:`B \times n \times n`; the only full-size work is one matmul with
-:math:`[W_1\ W_2]` and a transpose-add, about twice a 1×1 convolution
+:math:`B \times n \times n`; the only full-size work is two channel mixes
+(:math:`W_1 A` and :math:`W_2 A`, the second transposed) and in-place adds, about twice a 1×1 convolution
 (``benchmarks/bench_maron.py``).
 
 **Masks.** With a node mask ``mask`` (B, n) the means run over real nodes (pairs of real
@@ -151,7 +151,8 @@ class EdgeToEdge(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__()
-        self.pair_lin = nn.Linear(in_channels, 2 * out_channels, bias=False)  # W1 | W2
+        self.lin_a = nn.Linear(in_channels, out_channels, bias=False)  # W1 (A_ij)
+        self.lin_at = nn.Linear(in_channels, out_channels, bias=False)  # W2 (A_ji)
         self.node_lin = nn.Linear(3 * in_channels, 3 * out_channels)  # (d, r, c) -> diag, row (+b), col
         self.graph_lin = nn.Linear(2 * in_channels, 2 * out_channels, bias=False)  # (t, s) -> diag, all
         self.out_channels = out_channels
@@ -160,10 +161,11 @@ class EdgeToEdge(nn.Module):
         _check_mask(mask, a.shape[0], a.shape[1])
         C = self.out_channels
         d, r, c, t, s = edge_pool(a, mask)
-        y1, y2 = self.pair_lin(a).split(C, dim=-1)
         diag, row, col = self.node_lin(torch.cat([d, r, c], -1)).split(C, dim=-1)
         gd, ga = self.graph_lin(torch.cat([t, s], -1)).split(C, dim=-1)
-        out = y1 + y2.transpose(1, 2) + (row + ga[:, None])[:, :, None] + col[:, None, :]
+        # the only full-size work: two channel mixes and in-place broadcast adds
+        out = self.lin_a(a).add_(self.lin_at(a).transpose(1, 2))
+        out = out.add_((row + ga[:, None])[:, :, None]).add_(col[:, None, :])
         out.diagonal(dim1=1, dim2=2).add_((diag + gd[:, None]).transpose(1, 2))
         return out
 
