@@ -25,7 +25,7 @@ __all__ = [
 
 # --- core (issue 3): groups, projections, quotient metric, diagnostics ---
 from .diagnostics import ambiguity_index, equivariance_error, invariance_error, retention
-from .groups import O3, SO3, Cyclic, Permutation
+from .groups import O3, SO3, Cyclic, CyclicFourier, Permutation, permute_sparse, to_dense_nodes
 from .projections import (
     AlignToTemplate,
     Bispectrum,
@@ -52,6 +52,9 @@ from .sklearn import InvariantProjector
 __all__ += [
     "Permutation",
     "Cyclic",
+    "CyclicFourier",
+    "permute_sparse",
+    "to_dense_nodes",
     "SO3",
     "O3",
     "sort_projection",

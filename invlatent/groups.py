@@ -41,7 +41,17 @@ import torch
 
 from ._validation import check_mask, check_positive_int, check_tensor
 
-__all__ = ["Permutation", "Cyclic", "SO3", "O3", "LazyPermutations", "check_group"]
+__all__ = [
+    "Permutation",
+    "Cyclic",
+    "CyclicFourier",
+    "SO3",
+    "O3",
+    "LazyPermutations",
+    "check_group",
+    "permute_sparse",
+    "to_dense_nodes",
+]
 
 
 def _check_batch(B, name: str = "B") -> int:
@@ -295,6 +305,151 @@ class Cyclic:
         """Group average: the mean over the last axis, broadcast back."""
         self.check_latent(z)
         return z.mean(dim=-1, keepdim=True).expand_as(z)
+
+
+def _check_sparse(x, batch, size):
+    check_tensor(x, "x", ndim=2, expected="(num_nodes, c)")
+    if not isinstance(batch, torch.Tensor) or batch.dtype != torch.long:
+        raise TypeError(f"batch must be a long tensor of graph indices (num_nodes,), got {getattr(batch, 'dtype', type(batch).__name__)}")
+    if batch.shape != (x.shape[0],):
+        raise ValueError(f"batch must have shape (num_nodes,) = ({x.shape[0]},) to match x, got {tuple(batch.shape)}")
+    check_positive_int(size, "size")
+    if batch.numel() and (int(batch.min()) < 0 or int(batch.max()) >= size):
+        raise ValueError(f"batch must hold graph indices in [0, size={size}), got range [{int(batch.min())}, {int(batch.max())}]")
+    if batch.numel() > 1 and bool((batch[1:] < batch[:-1]).any()):
+        raise ValueError("batch must be sorted (non-decreasing), as in a PyG Batch")
+
+
+def permute_sparse(x: torch.Tensor, batch: torch.Tensor, size: int, generator: torch.Generator | None = None):
+    r"""Randomly permute the nodes *within* each graph of a PyG-style node batch ``(x, batch, size)``.
+
+    Parameters
+    ----------
+    x : Tensor, shape ``(num_nodes, c)``
+    batch : LongTensor, shape ``(num_nodes,)``, sorted graph index of every node (PyG ``Batch.batch``)
+    size : int
+        Number of graphs (pass it, as in PyG, to avoid a device sync).
+    generator : torch.Generator, optional
+
+    Returns
+    -------
+    x_perm : Tensor, shape ``(num_nodes, c)``
+        ``x[order]``: every graph's nodes in a uniformly random order, graphs kept in place.
+    order : LongTensor, shape ``(num_nodes,)``
+
+    Example
+    -------
+    >>> import torch
+    >>> x = torch.tensor([[0.0], [1.0], [2.0], [10.0], [11.0]])
+    >>> batch = torch.tensor([0, 0, 0, 1, 1])
+    >>> xp, order = permute_sparse(x, batch, 2, generator=torch.Generator().manual_seed(0))
+    >>> batch[order].tolist(), sorted(xp[:3, 0].tolist())
+    ([0, 0, 0, 1, 1], [0.0, 1.0, 2.0])
+    """
+    _check_sparse(x, batch, size)
+    _check_generator(generator)
+    gdev = generator.device if generator is not None else "cpu"
+    keys = torch.rand(x.shape[0], generator=generator, device=gdev, dtype=torch.float64).to(x.device)
+    order = (batch.to(torch.float64) + keys).argsort()
+    return x[order], order
+
+
+def to_dense_nodes(x: torch.Tensor, batch: torch.Tensor, size: int, max_num_nodes: int | None = None):
+    r"""PyG-style node batch ``(x, batch, size)`` to dense latents ``(size, n, c)`` and a node mask.
+
+    A thin checked wrapper of ``torch_geometric.utils.to_dense_batch``; the result is what
+    :class:`Permutation`, :func:`~invlatent.projections.sort_projection` and the quotient
+    functions take.
+
+    Example
+    -------
+    >>> import torch
+    >>> z, mask = to_dense_nodes(torch.tensor([[1.0], [2.0], [3.0]]), torch.tensor([0, 0, 1]), 2)
+    >>> z[..., 0].tolist(), mask.tolist()
+    ([[1.0, 2.0], [3.0, 0.0]], [[True, True], [True, False]])
+    """
+    from torch_geometric.utils import to_dense_batch
+
+    _check_sparse(x, batch, size)
+    if max_num_nodes is not None:
+        check_positive_int(max_num_nodes, "max_num_nodes")
+    return to_dense_batch(x, batch, batch_size=size, max_num_nodes=max_num_nodes)
+
+
+class CyclicFourier:
+    r""":math:`C_N` in its Fourier (irreps) view: complex coefficients ``(B, ..., N)``.
+
+    If :math:`\hat z = \operatorname{DFT}(z)` of a regular fiber, a shift by ``s`` multiplies
+    frequency :math:`k` by the character :math:`e^{-2\pi i ks/N}`: the action is diagonal, one
+    irrep per frequency. Elements are integer shifts ``(B,)`` exactly as for :class:`Cyclic`, so
+    ``CyclicFourier(N).act(s, torch.fft.fft(z)) == torch.fft.fft(Cyclic(N).act(s, z))``.
+
+    Example
+    -------
+    >>> import torch
+    >>> z = torch.tensor([[[1.0, 2.0, 0.0, 0.0]]])
+    >>> s = torch.tensor([1])
+    >>> lhs = CyclicFourier(4).act(s, torch.fft.fft(z))
+    >>> bool(torch.allclose(lhs, torch.fft.fft(Cyclic(4).act(s, z))))
+    True
+    """
+
+    is_finite = True
+
+    def __init__(self, N: int):
+        self.N = check_positive_int(N, "N")
+        self._cyclic = Cyclic(N)
+
+    def __repr__(self) -> str:
+        return f"CyclicFourier({self.N})"
+
+    @property
+    def order(self) -> int:
+        return self.N
+
+    def check_latent(self, z, name: str = "z") -> torch.Tensor:
+        """Validate complex ``z`` of shape ``(B, ..., N)``."""
+        check_tensor(z, name, min_ndim=2, expected=f"(B, c, N={self.N}) complex")
+        if not z.is_complex():
+            raise TypeError(f"{name} must be complex Fourier coefficients for CyclicFourier({self.N}), got {z.dtype}")
+        if z.shape[-1] != self.N:
+            raise ValueError(f"{name} must have its last axis of size N={self.N}, got {tuple(z.shape)}")
+        return z
+
+    def sample(self, B: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+        """``B`` random shifts ``(B,)``, as :meth:`Cyclic.sample`."""
+        return self._cyclic.sample(B, generator=generator, device=device)
+
+    def elements(self, device=None) -> torch.Tensor:
+        return torch.arange(self.N, device=device)
+
+    def _characters(self, s: torch.Tensor, dtype) -> torch.Tensor:
+        k = torch.arange(self.N, device=s.device, dtype=torch.float64)
+        phase = -2 * math.pi * s.to(torch.float64).unsqueeze(-1) * k / self.N  # (B, N)
+        return torch.polar(torch.ones_like(phase), phase).to(dtype)
+
+    def act(self, g: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Multiply frequency ``k`` of the ``i``-th latent by :math:`e^{-2\pi i k g_i/N}`."""
+        self.check_latent(z)
+        if not isinstance(g, torch.Tensor) or g.is_floating_point() or g.is_complex() or g.dtype == torch.bool:
+            raise TypeError(f"g must be a (B,) integer tensor of shifts, got {getattr(g, 'dtype', type(g).__name__)}")
+        if g.shape != (z.shape[0],):
+            raise ValueError(f"g must have shape (B,) = ({z.shape[0]},) to match z, got {tuple(g.shape)}")
+        chi = self._characters(g.to(z.device), z.dtype)
+        return z * chi.view(z.shape[0], *([1] * (z.dim() - 2)), self.N)
+
+    def orbit(self, z: torch.Tensor) -> torch.Tensor:
+        """All ``N`` shifts: ``(B, N, ..., N)``."""
+        self.check_latent(z)
+        chi = self._characters(self.elements(z.device), z.dtype)  # (N shifts, N)
+        return z.unsqueeze(1) * chi.view(1, self.N, *([1] * (z.dim() - 2)), self.N)
+
+    def average(self, z: torch.Tensor) -> torch.Tensor:
+        """Group average: keep frequency 0, zero the rest."""
+        self.check_latent(z)
+        keep = torch.zeros(self.N, dtype=z.dtype, device=z.device)
+        keep[0] = 1
+        return z * keep
 
 
 def _random_rotation(B: int, generator, dtype, device) -> torch.Tensor:

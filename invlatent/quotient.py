@@ -191,7 +191,7 @@ def _align_permutation(z1, z2):
 
 def _align_finite(z1, z2, group):
     orb = group.orbit(z2)  # (B, |G|, *shape)
-    diff = (orb - z1.unsqueeze(1)).flatten(2).square().sum(-1)  # (B, |G|)
+    diff = (orb - z1.unsqueeze(1)).flatten(2).abs().square().sum(-1)  # (B, |G|); abs: complex fibers too
     k = diff.argmin(dim=1)
     els = group.elements(z1.device)[k]
     aligned = orb[torch.arange(z1.shape[0], device=z1.device), k]
@@ -378,7 +378,8 @@ def pairwise_quotient_distance(Z1: torch.Tensor, Z2: torch.Tensor | None, group,
         s1 = Z1.sort(dim=1).values.flatten(1)
         s2 = Z2.sort(dim=1).values.flatten(1)
         return torch.cdist(s1, s2)
-    if not isinstance(group, Permutation) and hasattr(group, "orbit") and getattr(group, "is_finite", True):
+    if (not isinstance(group, Permutation) and hasattr(group, "orbit") and getattr(group, "is_finite", True)
+            and not Z1.is_complex()):
         a = Z1.flatten(1)  # (N1, D)
         orb = group.orbit(Z2).flatten(2)  # (N2, G, D)
         G = orb.shape[1]

@@ -106,3 +106,39 @@ def test_rotation_groups_are_orthogonal_actions(Group, dtype):
         assert (dets < 0).any() and (dets > 0).any()
     avg = G.average(z)
     assert torch.allclose(G.act(g, avg), avg, atol=tol)  # the average is fixed by the group
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+def test_cyclic_fourier_view_matches_the_regular_action(dtype):
+    from invlatent import CyclicFourier, quotient_distance
+
+    C, F = Cyclic(7), CyclicFourier(7)
+    real = torch.float32 if dtype == torch.complex64 else torch.float64
+    z = torch.randn(6, 2, 7, generator=gen(0), dtype=real)
+    g = C.sample(6, generator=gen(1))
+    tol = 1e-5 if real == torch.float32 else 1e-10
+    assert torch.allclose(F.act(g, torch.fft.fft(z).to(dtype)), torch.fft.fft(C.act(g, z)).to(dtype), atol=tol)
+    z2 = torch.randn(6, 2, 7, generator=gen(2), dtype=real)
+    # the DFT is unitary up to sqrt(N): same quotient distances in both views
+    dF = quotient_distance(torch.fft.fft(z, norm="ortho").to(dtype), torch.fft.fft(z2, norm="ortho").to(dtype), F)
+    assert torch.allclose(dF.to(real), quotient_distance(z, z2, C), atol=tol)
+    assert torch.allclose(F.average(torch.fft.fft(z).to(dtype))[..., 1:], torch.zeros((), dtype=dtype))
+
+
+def test_sparse_permutation_and_dense_conversion():
+    from invlatent import permute_sparse, sort_projection, to_dense_nodes
+
+    sizes = torch.tensor([3, 1, 5, 2])
+    batch = torch.repeat_interleave(torch.arange(4), sizes)
+    x = torch.randn(int(sizes.sum()), 2, generator=gen(0))
+    xp, order = permute_sparse(x, batch, 4, generator=gen(1))
+    assert torch.equal(batch[order], batch)  # nodes stay in their graph
+    assert not torch.equal(xp, x)
+    z, mask = to_dense_nodes(x, batch, 4)
+    zp, maskp = to_dense_nodes(xp, batch, 4)
+    assert z.shape == (4, 5, 2) and torch.equal(mask, maskp) and torch.equal(mask.sum(1), sizes)
+    assert torch.equal(sort_projection(z, mask), sort_projection(zp, maskp))  # invariant per graph
+    with pytest.raises(ValueError, match="batch must be sorted"):
+        permute_sparse(x, batch.flip(0), 4)
+    with pytest.raises(ValueError, match=r"batch must hold graph indices in \[0, size=3\)"):
+        to_dense_nodes(x, batch, 3)

@@ -131,3 +131,24 @@ def test_max_filter_module_is_seeded_and_moves_with_dtype():
     assert torch.equal(a.templates, b.templates)
     assert not torch.equal(a.templates, MaxFilter(Cyclic(4), (2, 4), 5, seed=8).templates)
     assert a.double()(torch.zeros(1, 2, 4, dtype=torch.float64)).dtype == torch.float64
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name,group,shape,module", PROJ, ids=IDS)
+def test_cuda_matches_cpu(name, group, shape, module):
+    z = torch.randn(32, *shape, generator=gen(0))
+    cpu = module(z)
+    gpu = module.to("cuda")(z.cuda())
+    assert torch.allclose(gpu.cpu(), cpu, atol=1e-5)
+    assert invariance_error(module, z.cuda(), group) <= 1e-5
+    module.to("cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_dp_assignment_matches_scipy():
+    from invlatent.quotient import batched_assignment
+
+    cost = torch.rand(256, 9, 9, generator=gen(0), dtype=torch.float64)
+    v_gpu, _ = batched_assignment(cost.cuda(), method="dp")
+    v_ref, _ = batched_assignment(cost, method="scipy")
+    assert torch.allclose(v_gpu.cpu(), v_ref, atol=1e-12)

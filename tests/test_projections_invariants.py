@@ -95,3 +95,12 @@ def test_cubic_invariants_tell_mirror_images_apart_under_so3():
     assert (cub_a - cub_b).norm(dim=1).min() > 1e-4  # the triple product flips sign
     o3a = complete_invariants(z, "3x1o", group="O3", degree=3)
     assert torch.allclose(o3a, complete_invariants(mirror, "3x1o", group="O3", degree=3), atol=1e-12)
+
+
+def test_irreps_gradients_and_batch_split():
+    z = torch.randn(9, o3.Irreps(IRREPS).dim, generator=gen(0), dtype=torch.float64, requires_grad=True)
+    for fn in (IrrepNorms(IRREPS, dtype=torch.float64), CompleteInvariants(IRREPS, degree=2, dtype=torch.float64)):
+        out = fn(z)
+        (g,) = torch.autograd.grad(out.sum(), z)
+        assert torch.isfinite(g).all()
+        assert torch.allclose(torch.cat([fn(z[:4]), fn(z[4:])]), out, atol=1e-12)
