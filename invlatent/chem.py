@@ -142,5 +142,12 @@ def draw_molecules(smiles: Sequence[str | None], legends: Sequence[str] | None =
     from rdkit.Chem import Draw
 
     mols = [Chem.MolFromSmiles(s) if s else Chem.Mol() for s in smiles]
-    return Draw.MolsToGridImage(mols, molsPerRow=mols_per_row, subImgSize=(size, size),
-                                legends=list(legends) if legends is not None else None)
+    img = Draw.MolsToGridImage(mols, molsPerRow=mols_per_row, subImgSize=(size, size),
+                               legends=list(legends) if legends is not None else None, returnPNG=False)
+    if not hasattr(img, "size"):  # inside IPython RDKit may hand back a display object holding PNG bytes
+        import io
+
+        from PIL import Image
+
+        img = Image.open(io.BytesIO(getattr(img, "data", img)))
+    return img
