@@ -7,7 +7,7 @@ Usage::
     python tools/chapters.py to-ipynb DIR          # jupytext -> DIR/<name>.ipynb (for nbval)
     python tools/chapters.py colab DIR             # write the Colab notebooks into DIR
     python tools/chapters.py check-colab DIR       # exit 1 if any Colab notebook is stale
-    python tools/chapters.py run CHAPTER.md        # execute one chapter here (profile from env)
+    python tools/chapters.py run CHAPTER.md [--show]  # execute one chapter here (profile from env)
 """
 
 from __future__ import annotations
@@ -156,8 +156,12 @@ def stale_colab(outdir: Path) -> list[str]:
     return problems
 
 
-def run(chapter: Path) -> None:
-    """Execute one chapter in this Python (like nbval does), printing cell errors."""
+def run(chapter: Path, show: bool = False) -> None:
+    """Execute one chapter in this Python (like nbval does), printing cell errors.
+
+    The executed notebook is written to ``build/executed/<name>.ipynb``; ``show=True`` also
+    prints every cell's text output.
+    """
     import time
 
     import nbformat
@@ -180,6 +184,14 @@ def run(chapter: Path) -> None:
             timings.append((t, i, cell.source.splitlines()[0][:60] if cell.source else ""))
     for t, i, head in sorted(timings, reverse=True)[:5]:
         print(f"  cell {i:3d}: {t:7.1f} s  {head}")
+    out = ROOT / "build" / "executed"
+    out.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, out / f"{chapter.stem}.ipynb")
+    if show:
+        for cell in nb.cells:
+            for o in cell.get("outputs", []):
+                if o.get("output_type") == "stream" and o.get("name") == "stdout":
+                    print(o["text"], end="")
 
 
 def main(argv: list[str]) -> int:
@@ -203,8 +215,11 @@ def main(argv: list[str]) -> int:
         problems = stale_colab(ROOT / rest[0])
         print("\n".join(problems) or "Colab notebooks are up to date")
         return 1 if problems else 0
-    if cmd == "run" and len(rest) == 1:
-        run(Path(rest[0]).resolve())
+    if cmd == "run" and len(rest) in (1, 2) and rest[-1] != "--show":
+        run(Path(rest[0]).resolve(), show="--show" in rest)
+        return 0
+    if cmd == "run" and len(rest) == 2 and rest[1] == "--show":
+        run(Path(rest[0]).resolve(), show=True)
         return 0
     print(__doc__, file=sys.stderr)
     return 2
