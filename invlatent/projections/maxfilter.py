@@ -83,7 +83,9 @@ class MaxFilter(nn.Module):
     r"""Random max-filter bank: ``(B, *latent_shape) -> (B, n_templates)``.
 
     Templates are unit-norm Gaussian draws from ``seed`` (a buffer, so ``.to()``/``state_dict``
-    carry them); for groups with an orbit the transformed templates are cached.
+    carry them); for groups with an orbit the transformed templates are cached. For node sets
+    of different sizes, zero-padded rows take part as zero nodes (pad with zeros, e.g. by
+    :func:`~invlatent.groups.to_dense_nodes`).
 
     Parameters
     ----------
