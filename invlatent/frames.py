@@ -220,15 +220,43 @@ def latent_frame(z: torch.Tensor, irreps, *, proper: bool = True) -> torch.Tenso
     return pca_frame(_vectors(z, irreps), proper=proper, center=False)
 
 
-def wigner_blocks(irreps, R: torch.Tensor) -> dict:
-    """``{l: D^l(R)}`` for every degree ``l`` in ``irreps`` (``(B, 2l+1, 2l+1)``, float64), one
-    ``D`` per distinct ``l`` rather than the full block-diagonal matrix."""
+@lru_cache(maxsize=None)
+def _cartesian_maps(l: int):
+    """``(M, M^+)`` with e3nn's ``Y^l(v) = M vec(v^{(x) l})`` (``normalization="norm"``), fitted once in float64."""
+    from e3nn import o3
+
+    v = torch.randn(64, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    y = o3.spherical_harmonics(l, v, normalize=False, normalization="norm").double()
+    x = v if l == 1 else (v[:, :, None] * v[:, None, :]).reshape(-1, 9)
+    M = (torch.linalg.pinv(x) @ y).T  # (2l+1, 3^l), minimum norm (x is rank-deficient for l = 2)
+    return M, torch.linalg.pinv(M)
+
+
+def wigner_blocks(irreps, R: torch.Tensor) -> tuple[dict, torch.Tensor]:
+    r"""``({l: D^l(R_+)}, det R)`` for every degree ``l`` in ``irreps``, in float64.
+
+    :math:`R_+ = \det(R)\, R` is the proper part. For ``l <= 2`` the Wigner matrices are
+    computed exactly through Cartesian tensors, :math:`D^1 = M_1 R M_1^{-1}` and
+    :math:`D^2 = M_2 (R\otimes R) M_2^{+}` with :math:`Y^l(v) = M_l\, v^{\otimes l}` -- no
+    Euler angles, so float64-accurate and smooth for gradients; higher ``l`` use e3nn's
+    ``D_from_matrix``.
+    """
     from e3nn import o3
 
     R64 = R.to(torch.float64)
     det = torch.linalg.det(R64)
-    rot = R64 * det[..., None, None]  # proper part
-    return {l: o3.Irrep(l, 1).D_from_matrix(rot) for l in sorted({ir.l for _, ir in irreps})}, det
+    rot = R64 * det[..., None, None]
+    out = {}
+    for l in sorted({ir.l for _, ir in irreps}):
+        if l == 0:
+            out[l] = torch.ones(*rot.shape[:-2], 1, 1, dtype=rot.dtype, device=rot.device)
+        elif l <= 2:
+            M, Mp = (t.to(rot.device) for t in _cartesian_maps(l))
+            big = rot if l == 1 else (rot[..., :, None, :, None] * rot[..., None, :, None, :]).reshape(*rot.shape[:-2], 9, 9)
+            out[l] = M @ big @ Mp
+        else:
+            out[l] = o3.Irrep(l, 1).D_from_matrix(rot)
+    return out, det
 
 
 def apply_rotation(z: torch.Tensor, irreps, R: torch.Tensor) -> torch.Tensor:
@@ -338,15 +366,28 @@ def _skew(w):
                         torch.stack([-w[..., 1], w[..., 0], O], -1)], -2)
 
 
+def _kabsch_candidate(a, b, irreps, proper):
+    """The exact optimum for the ``l <= 1`` part (core :func:`invlatent.quotient.align`, Kabsch)."""
+    from .groups import O3, SO3
+    from .quotient import align
+
+    keep = [(mul, ir) for mul, ir in irreps if ir.l <= 1]
+    idx = torch.cat([torch.arange(sl.start, sl.stop) for (mul, ir), sl in zip(irreps, irreps.slices()) if ir.l <= 1])
+    group = (SO3 if proper else O3)(keep)
+    _, g = align(a[:, idx], b[:, idx], group, return_element=True)
+    return g.to(a.dtype)
+
+
 def approx_quotient_distance(z1: torch.Tensor, z2: torch.Tensor, irreps, *, steps: int = 30, lr: float = 0.05,
                              proper: bool = True) -> torch.Tensor:
     r"""Upper bound on :math:`\min_{R} \lVert z_1 - D(R) z_2\rVert` for irreps with any ``lmax``.
 
     Exact alignment is known for ``l <= 1`` (Kabsch, :func:`invlatent.quotient.align`); with
     ``l = 2`` parts the minimum over :math:`SO(3)` (or :math:`O(3)`, ``proper=False``) is found
-    here numerically: start from the best of the frame-to-frame rotations
-    :math:`F_1^\top S F_2` (:func:`latent_frame`, all sign choices :math:`S`) and the identity,
-    then ``steps`` Adam steps on :math:`R \exp([\omega]_\times)`. Batched over pairs. The result
+    here numerically: start from the best of the Kabsch rotation of the ``l <= 1`` part
+    (exact for it), the frame-to-frame rotations :math:`F_1^\top S F_2` (:func:`latent_frame`,
+    all sign choices :math:`S`) and the identity, then ``steps`` Adam steps on
+    :math:`R \exp([\omega]_\times)`. Batched over pairs. The result
     is never below the true quotient distance (it is the distance to one orbit point).
 
     Parameters
@@ -369,18 +410,22 @@ def approx_quotient_distance(z1: torch.Tensor, z2: torch.Tensor, irreps, *, step
     F2s = frame_set(_vectors(b, irreps), proper=proper, center=False)  # (P, K, 3, 3)
     cand = F1.transpose(1, 2).unsqueeze(1) @ F2s  # (P, K, 3, 3): R with F1 R ~ F2
     eye = torch.eye(3, dtype=a.dtype).expand(P, 1, 3, 3)
-    cand = torch.cat([cand, eye], dim=1)
+    cand = torch.cat([cand, eye, _kabsch_candidate(a, b, irreps, proper).unsqueeze(1)], dim=1)
     d = (apply_rotation(b, irreps, cand) - a.unsqueeze(1)).norm(dim=-1)  # (P, K+1)
     best = d.argmin(1)
     R0 = cand[torch.arange(P), best]
-    w = torch.zeros(P, 3, dtype=a.dtype, requires_grad=True)
+    # a tiny seeded offset keeps R away from e3nn's Euler-angle singularity at the identity
+    w0 = 1e-3 * torch.randn(P, 3, generator=torch.Generator().manual_seed(0), dtype=a.dtype)
+    w = w0.clone().requires_grad_(True)
     opt = torch.optim.Adam([w], lr=lr)
     dist = d.min(1).values
     for _ in range(steps):
         R = R0 @ torch.linalg.matrix_exp(_skew(w))
         cur = (apply_rotation(b, irreps, R) - a).norm(dim=-1)
-        dist = torch.minimum(dist, cur.detach())
+        ok = torch.isfinite(cur.detach())
+        dist = torch.where(ok, torch.minimum(dist, cur.detach()), dist)
         opt.zero_grad()
-        cur.sum().backward()
+        cur[ok].sum().backward()
+        w.grad.nan_to_num_(0.0, 0.0, 0.0)
         opt.step()
     return dist.to(z1.dtype)
