@@ -90,7 +90,8 @@ def equivariance_error(model: Callable, x: torch.Tensor, input_group, latent_gro
     :class:`~invlatent.groups.Permutation` on node features and on node latents). With
     ``float64=True`` the model (a deep copy if it is an ``nn.Module``) and the input are cast to
     float64 first, as in e3nn's ``assert_equivariant``, so the error measures the model and not
-    float32 rounding.
+    float32 rounding. A plain callable cannot be cast: it must accept float64 input (or pass
+    ``float64=False``).
 
     Parameters
     ----------
@@ -126,7 +127,16 @@ def equivariance_error(model: Callable, x: torch.Tensor, input_group, latent_gro
         if isinstance(model, torch.nn.Module):
             model = copy.deepcopy(model).double()
     with torch.no_grad():
-        fx = model(x)
+        try:
+            fx = model(x)
+        except RuntimeError as exc:
+            msg = str(exc).lower()
+            if float64 and not isinstance(model, torch.nn.Module) and ("dtype" in msg or "double" in msg):
+                raise TypeError(
+                    "model failed on float64 input; pass an nn.Module (it is cast to float64) "
+                    f"or float64=False. Original error: {exc}"
+                ) from exc
+            raise
         err = 0.0
         for _ in range(n_elements):
             g = input_group.sample(x.shape[0], generator=gen)

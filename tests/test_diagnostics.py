@@ -83,3 +83,29 @@ def test_retention_accepts_a_matrix_or_latents_identically():
     a = retention(p, z, C, k=4)
     b = retention(p, pairwise_quotient_distance(z, None, C), k=4)
     assert a == pytest.approx(b)
+
+
+def test_equivariance_error_with_e3nn_on_irreps():
+    from e3nn import o3
+
+    from invlatent import SO3
+
+    irreps_in, irreps_out = o3.Irreps("2x0e + 2x1o"), o3.Irreps("1x0e + 3x1o + 1x2e")
+
+    class Square(torch.nn.Module):
+        def __init__(self, shift=False):
+            super().__init__()
+            self.tp = o3.FullyConnectedTensorProduct(irreps_in, irreps_in, irreps_out)
+            self.shift = shift
+
+        def forward(self, t):
+            out = self.tp(t, t)
+            return out + t[:, :1] if self.shift else out
+
+    x = torch.randn(6, irreps_in.dim, generator=gen(0))
+    err = equivariance_error(Square(), x, SO3(irreps_in), SO3(irreps_out))
+    assert err < 1e-6  # model cast to float64; e3nn's float32-built constants limit it to ~1e-7
+    broken = equivariance_error(Square(shift=True), x, SO3(irreps_in), SO3(irreps_out))
+    assert broken > 1e-2  # adding a scalar to every output coordinate breaks the vector parts
+    with pytest.raises(TypeError, match="pass an nn.Module"):
+        equivariance_error(lambda t: Square().tp(t, t), x, SO3(irreps_in), SO3(irreps_out))
