@@ -85,6 +85,13 @@ class LazyPermutations:
     Returned by ``Permutation().sample(B)`` when the group was built without ``n``.
     :meth:`materialize` draws the permutations deterministically from a stored seed, so the
     same object always gives the same permutations for the same ``n``.
+
+    Example
+    -------
+    >>> import torch
+    >>> g = Permutation().sample(2, generator=torch.Generator().manual_seed(0))
+    >>> g.materialize(4).shape, bool(torch.equal(g.materialize(4), g.materialize(4)))
+    (torch.Size([2, 4]), True)
     """
 
     def __init__(self, B: int, seed: int):

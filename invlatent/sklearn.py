@@ -45,6 +45,17 @@ class InvariantProjector(TransformerMixin, BaseEstimator):
     seed : int
     dtype : torch.dtype
         Computation dtype (float64 by default).
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> from invlatent import Permutation
+    >>> X = np.random.default_rng(0).normal(size=(4, 3, 2))
+    >>> proj = InvariantProjector(Permutation(), (3, 2), n_components=5).fit(X)
+    >>> bool(np.allclose(proj.transform(X), proj.transform(X[:, ::-1])))   # rows reversed
+    True
+    >>> proj.transform(X).shape
+    (4, 5)
     """
 
     def __init__(self, group, latent_shape, method: str = "max_filter", n_components: int = 64, seed: int = 0,
