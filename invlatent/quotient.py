@@ -157,7 +157,7 @@ def _scipy_assignment(cost: torch.Tensor):
     from scipy.optimize import linear_sum_assignment
 
     c = cost.detach().cpu().double().numpy()
-    perm = np.stack([linear_sum_assignment(ci)[1] for ci in c])  # one call per matrix (n > 9)
+    perm = np.stack([linear_sum_assignment(ci)[1] for ci in c])  # one C call per matrix
     perm_t = torch.as_tensor(perm, dtype=torch.long, device=cost.device)
     value = cost.gather(2, perm_t.unsqueeze(-1)).squeeze(-1).sum(-1)
     return value, perm_t
@@ -209,7 +209,7 @@ def _kabsch(P: torch.Tensor, Q: torch.Tensor) -> torch.Tensor:
 
 
 def _vector_blocks(group: SO3, z: torch.Tensor) -> torch.Tensor:
-    """The l=1 copies of z as (B, m, 3) in e3nn's (y, z, x) order."""
+    """The l=1 copies of z (1o and 1e) as (B, m, 3), in e3nn's l=1 basis."""
     blocks, start = [], 0
     for mul, ir in group.irreps:
         width = mul * ir.dim
