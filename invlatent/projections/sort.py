@@ -9,7 +9,10 @@ r"""Sorting node codes: invariant projections for the permutation group :math:`S
   and discontinuous where rows tie in their first channel.
 
 Padding: with a boolean node ``mask`` ``(B, n)`` (``True`` = real node), only the real rows
-are sorted; they come first, and the padded rows are returned as zeros at the end.
+are sorted; they come first, and the padded rows are returned as zeros at the end. Between
+two graphs with the same number of real nodes, distances of the masked sort are quotient
+distances (``c = 1``); across sizes they compare the ``k``-th smallest real nodes, which is
+*not* the quotient distance of the zero-padded codes (there the zeros sort among the values).
 """
 
 from __future__ import annotations
