@@ -56,7 +56,7 @@ from .._validation import check_tensor
 from ..utils import progress, seeded_generator
 from .maron import EdgeToEdge, EdgeToNode, MaskedInstanceNorm, NodeToEdge, NodeToNode
 
-__all__ = ["GraphVAE", "GraphVAEConfig", "train_graph_vae", "decode_graphs", "graph_accuracy", "permute_graphs"]
+__all__ = ["GraphVAE", "train_graph_vae", "decode_graphs", "graph_accuracy", "permute_graphs"]
 
 N_ATOM = 4
 N_BOND = 3
@@ -86,10 +86,6 @@ class _EdgeBlock(nn.Module):
         return F.leaky_relu(self.conv(h), 0.2)
 
 
-class GraphVAEConfig(dict):
-    """Hyper-parameters of :class:`GraphVAE` (a dict, stored in checkpoint metadata)."""
-
-
 class GraphVAE(nn.Module):
     r"""Permutation-equivariant graph VAE on padded graphs (B, n) with a node latent (B, n, c).
 
@@ -111,7 +107,7 @@ class GraphVAE(nn.Module):
         for name, v in dict(latent_channels=latent_channels, hidden=hidden, depth=depth).items():
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
-        self.config = GraphVAEConfig(latent_channels=latent_channels, hidden=hidden, depth=depth,
+        self.config = dict(latent_channels=latent_channels, hidden=hidden, depth=depth,
                                      n_atom_types=n_atom_types, n_bond_types=n_bond_types)
         H, c = hidden, latent_channels
         self.n_atom_types, self.n_bond_types = n_atom_types, n_bond_types
@@ -150,17 +146,21 @@ class GraphVAE(nn.Module):
         """Posterior parameters ``(mu, logvar)``, each (B, n, c), from one-hot ``x`` (B, n, 4),
         one-hot ``adj`` (B, n, n, 3) and the bool node ``mask`` (B, n).
 
-        Padding slots are zeroed on input and excluded from every mean, so real nodes'
-        codes do not depend on them; padding slots get codes computed from the real graph.
+        Hidden features are kept at zero in padding slots (and in pairs touching one) and
+        padding is excluded from every mean, so real nodes' codes never depend on it. A padding
+        slot's code comes from the last layer's pooled term and bias only: one code per
+        molecule, a function of the real graph, bounded (normalisation statistics of real nodes
+        are never applied to padding values, which could blow up for tiny molecules).
         """
         x, adj, mask = self._check(x, adj, mask)
         m = mask.to(x.dtype)
         pm = (m[:, :, None] * m[:, None, :])[..., None]
         xin = torch.cat([x * m[..., None], m[..., None]], -1)
-        a = self.lift(xin, mask) + self.bond_in(adj * pm)
+        nm = m[..., None]
+        a = (self.lift(xin, mask) + self.bond_in(adj * pm)) * pm
         for blk in self.enc_edges:
-            a = blk(a, mask)
-        h = self.enc_nodes(self.to_nodes(a, mask), mask)
+            a = blk(a, mask) * pm
+        h = self.enc_nodes(self.to_nodes(a, mask), mask) * nm
         mu, logvar = self.head(h, mask).chunk(2, dim=-1)
         return mu, logvar.clamp(-10.0, 10.0)
 
@@ -179,7 +179,7 @@ class GraphVAE(nn.Module):
         return {"exist": node[..., 0], "atom": node[..., 1:], "bond": e}
 
     def forward(self, x, adj, mask, *, sample: bool = True, generator: torch.Generator | None = None):
-        """Encode, sample :math:`z = \\mu + \\sigma\\epsilon` (or take ``mu``), decode; returns
+        r"""Encode, sample :math:`z = \mu + \sigma\epsilon` (or take ``mu``), decode; returns
         ``(logits, mu, logvar, z)``."""
         mu, logvar = self.encode(x, adj, mask)
         if sample:
@@ -239,6 +239,8 @@ def permute_graphs(perm: torch.Tensor, x: torch.Tensor, adj: torch.Tensor, mask:
 
 
 def elbo_terms(logits, mu, logvar, x, adj, mask, beta):
+    """The negative ELBO of :class:`GraphVAE` from decoder ``logits``, posterior ``(mu, logvar)``
+    and one-hot targets; see the module docstring for the formula (batch means of sums)."""
     m = mask.to(mu.dtype)
     B, n = mask.shape
     exist = F.binary_cross_entropy_with_logits(logits["exist"], m, reduction="sum") / B
@@ -305,6 +307,9 @@ def train_graph_vae(
     device: torch.device | str | None = None,
 ) -> dict[str, object]:
     r"""Train ``model`` on dense data ``{"x", "adj", "mask"}`` with Adam; seeded and resumable.
+
+    One progress bar over epochs (:func:`invlatent.utils.progress`, quiet under CI). Pair it
+    with :func:`invlatent.io.train_or_load` to train once and load afterwards.
 
     Parameters
     ----------
