@@ -249,7 +249,7 @@ def train_property_model(model: E3NNPropertyModel, dataset, train_index, scalar_
         Training molecules.
     scalar_names : tuple of str
         Scalar properties of ``dataset`` for the scalar head (standardised with train statistics).
-    epochs, batch_size, lr : training schedule (Adam, cosine decay).
+    epochs, batch_size, lr : training schedule (Adam, linear warm-up then cosine decay).
     tensor_weight : weight of the dipole/quadrupole MSE.
     rotate : bool
         Present every batch in a fresh random orientation (the model is equivariant, so this
@@ -282,7 +282,9 @@ def train_property_model(model: E3NNPropertyModel, dataset, train_index, scalar_
     gen = seeded_generator(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps = epochs * ((len(idx) + batch_size - 1) // batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    warm = max(1, steps // 20)  # linear warm-up, then cosine decay
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda k: min(1.0, (k + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(k, steps) / steps)))
     model.train()
     last = 0.0
     for _ in progress(range(epochs), desc="e3nn training"):
