@@ -105,4 +105,7 @@ __all__ += [
 # --- end molecules ---
 
 # --- images (issue 5) ---
+from .rotations import ImageRotation, rot90, rotate
+
+__all__ += ["ImageRotation", "rot90", "rotate"]
 # --- end images ---

@@ -238,10 +238,16 @@ class ImageRotation:
     True
     """
 
+    is_finite = True
+
     def __init__(self, N: int):
         if not isinstance(N, int) or isinstance(N, bool) or N <= 0:
             raise ValueError(f"N must be a positive int, got {N!r}")
         self.N = N
+
+    def check_latent(self, x, name: str = "x") -> torch.Tensor:
+        """Validate an image batch ``(B, C, H, W)`` (the objects this group acts on)."""
+        return _check_images(x, name)
 
     @property
     def order(self) -> int:

@@ -131,8 +131,8 @@ def test_training_is_seeded_learns_and_checkpoints(tmp_path):
         return GCNN(4, channels=(4,), latent_channels=4, n_classes=2)
 
     a, b = fresh(), fresh()
-    meta = train_gcnn(a, x, y, epochs=4, batch_size=16, lr=1e-2, seed=3)
-    train_gcnn(b, x, y, epochs=4, batch_size=16, lr=1e-2, seed=3)
+    meta = train_gcnn(a, x, y, epochs=8, batch_size=16, lr=2e-2, seed=3)
+    train_gcnn(b, x, y, epochs=8, batch_size=16, lr=2e-2, seed=3)
     for pa, pb in zip(a.state_dict().values(), b.state_dict().values()):
         assert torch.equal(pa, pb)
     assert meta["train_accuracy"] > 0.8
@@ -142,5 +142,5 @@ def test_training_is_seeded_learns_and_checkpoints(tmp_path):
     path = tmp_path / "gcnn.safetensors"
     save_checkpoint(path, a, metadata=meta)
     c = fresh().eval()
-    assert load_checkpoint(path, c)["epochs"] == "4"
+    assert load_checkpoint(path, c)["epochs"] == "8"
     assert torch.allclose(encode_images(c, x)[0], z)

@@ -279,9 +279,10 @@ class _Block(nn.Sequential):
 class GCNN(nn.Module):
     r"""A :math:`C_N`-equivariant CNN for ``28 x 28`` images with a group-pooled classifier.
 
-    Architecture: lifting conv (``kernel_size`` 5) then group convs (3x3), each followed by
-    batch norm (statistics shared over rotations) and ReLU; a 2x2 max pool after the first
-    stage of each width; the last group conv has ``latent_channels`` channels; spatial mean
+    Architecture: one stage per entry of ``channels``, each a lifting conv (5x5, first stage)
+    or group conv (3x3), a 2x2 max pool, batch norm (statistics shared over rotations) and
+    ReLU, then ``depth - 1`` more group convs with batch norm and ReLU; a last group conv
+    to ``latent_channels`` channels with batch norm and ReLU; spatial mean
     gives :math:`z \in \mathbb{R}^{c \times N}`; the head is :class:`GroupPool` (max over
     rotations) and a linear layer.
 
@@ -296,6 +297,8 @@ class GCNN(nn.Module):
         :math:`c`, channels of the latent field.
     n_classes : int
     in_channels : int
+    depth : int
+        Group convs per stage.
 
     Attributes
     ----------
@@ -310,7 +313,7 @@ class GCNN(nn.Module):
         latent_channels: int = 16,
         n_classes: int = 10,
         in_channels: int = 1,
-        depth: int = 2,
+        depth: int = 1,
     ):
         super().__init__()
         N = check_positive_int(n_rotations, "n_rotations")
@@ -326,10 +329,10 @@ class GCNN(nn.Module):
         c_in = in_channels
         for j, c in enumerate(channels):
             first = LiftingConv(c_in, c, N, 5) if j == 0 else GroupConv(c_in, c, N, 3)
-            layers = [first, nn.BatchNorm3d(c), nn.ReLU()]
+            # pool right after the first conv: batch norm and ReLU then run on 4x fewer pixels
+            layers = [first, GroupMaxPool2d(), nn.BatchNorm3d(c), nn.ReLU()]
             for _ in range(depth - 1):
                 layers += [GroupConv(c, c, N, 3), nn.BatchNorm3d(c), nn.ReLU()]
-            layers.append(GroupMaxPool2d())
             stages.append(_Block(*layers))
             c_in = c
         stages.append(_Block(GroupConv(c_in, latent_channels, N, 3), nn.BatchNorm3d(latent_channels), nn.ReLU()))
@@ -481,7 +484,7 @@ def train_gcnn(
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
             correct += int((logits.argmax(-1) == yb).sum())
             seen += len(idx)
         loss_hist.append(total / seen)
