@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.invlatent-installed
 NBDIR  := build/nbval
 JB     := $(BIN)/jupyter-book
 
-.PHONY: book test unit nbval book-check colab install clean
+.PHONY: book test unit nbval book-check colab bench install clean
 
 # --- environment -------------------------------------------------------------------------
 # torch first: on a machine without CUDA, torch==2.13.0 (here: the CPU wheel on disk),
@@ -55,6 +55,10 @@ book-check: $(STAMP)
 # Regenerate the Colab notebooks (one per chapter, outside book/).
 colab: $(STAMP)
 	$(BIN)/python tools/chapters.py colab notebooks
+
+# Benchmarks of every fast path against its reference (JSON into benchmarks/results/).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
 
 clean:
 	rm -rf _build build

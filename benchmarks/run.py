@@ -1,0 +1,418 @@
+#!/usr/bin/env python
+"""The benchmark suite: every invlatent fast path against the reference a user would otherwise use.
+
+Run: ``python benchmarks/run.py`` (or ``make bench``). Each operation and its reference run in this
+one process, on the same data, after a warm-up; the median of repeats is recorded. Results go to
+``benchmarks/results/<cpu|cuda>.json`` with the machine, devices and versions, and the appendix
+chapter "Performance" plots them. ``--quick`` runs tiny sizes (a check that the suite works, used by
+the tests; its timings mean nothing).
+
+Ratios are written so that the target direction is explicit:
+
+* ``speedup = reference_time / invlatent_time`` (sort vs numpy, assignment vs a scipy loop, max
+  filters vs a numpy loop over group elements, irreps invariants vs e3nn modules called directly);
+* ``slowdown = layer_time / baseline_time`` (Maron 2->2 layer vs a 1x1 convolution, group conv vs a
+  plain conv with ``c*N`` channels), and ``fraction`` of a hardware ceiling (GPU copy bandwidth,
+  matmul throughput).
+
+Peak memory of each operation at its largest size is measured in a fresh subprocess (CPU: growth of
+the resident-set high-water mark during the operation; CUDA: ``torch.cuda.max_memory_allocated``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import importlib.util
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+
+import invlatent  # noqa: E402
+from invlatent import Cyclic, MaxFilter, Permutation, pairwise_quotient_distance, sort_projection  # noqa: E402
+from invlatent.projections import complete_invariants, irrep_norms  # noqa: E402
+
+TARGETS = {
+    "cpu": {
+        "sort": ("speedup", ">=", 1.0),
+        "assignment": ("speedup", ">=", 20.0),
+        "max_filter_loop": ("speedup", ">=", 3.0),
+        "maron": ("slowdown", "<=", 3.0),
+        "gconv": ("slowdown", "<=", 2.0),
+    },
+    "cuda": {
+        "sort_bandwidth": ("fraction", ">=", 0.5),
+        "max_filter_matmul": ("fraction", ">=", 0.4),
+        "assignment_10k_seconds": ("seconds", "<=", 60.0),
+        "maron": ("slowdown", "<=", 3.0),
+        "gconv": ("slowdown", "<=", 2.0),
+    },
+}
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_time(fn, device: torch.device, repeats: int, warmup: int = 2) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` runs after ``warmup`` runs (device synchronised)."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def machine(device: torch.device) -> dict:
+    import e3nn
+    import scipy
+
+    info = {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "e3nn": e3nn.__version__,
+        "invlatent": invlatent.__version__,
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        info["commit"] = commit.stdout.strip() or None
+    except OSError:
+        info["commit"] = None
+    return info
+
+
+# --------------------------------------------------------------------------------------------
+# the benchmarks; each returns a dict of lists over sizes (and a correctness check)
+
+def bench_sort(device, sizes, repeats):
+    """sort_projection on (B, 9, 1) float32 vs numpy.sort(axis=1) on the same array."""
+    out = {"sizes": [], "invlatent_s": [], "reference_s": [], "speedup": [], "reference": "numpy.sort(axis=1)"}
+    for B in sizes:
+        z = torch.randn(B, 9, 1, generator=torch.Generator().manual_seed(0))
+        zn = z.numpy().copy()
+        zd = z.to(device)
+        t_inv = median_time(lambda: sort_projection(zd), device, repeats)
+        t_ref = median_time(lambda: np.sort(zn, axis=1), torch.device("cpu"), repeats)
+        out["sizes"].append(B)
+        out["invlatent_s"].append(t_inv)
+        out["reference_s"].append(t_ref)
+        out["speedup"].append(t_ref / t_inv)
+    out["max_abs_error"] = float(np.abs(sort_projection(zd).cpu().numpy() - np.sort(zn, axis=1)).max())
+    if device.type == "cuda":  # bandwidth: bytes read + written, against a device-to-device copy
+        nbytes = 2 * zd.numel() * zd.element_size()
+        t_copy = median_time(lambda: zd.clone(), device, repeats)
+        t_sort = out["invlatent_s"][-1]
+        out["copy_GBps"] = nbytes / t_copy / 1e9
+        out["sort_GBps"] = nbytes / t_sort / 1e9
+        out["fraction_of_copy_bandwidth"] = out["sort_GBps"] / out["copy_GBps"]
+    return out
+
+
+def _scipy_pairwise(Z: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
+
+    d = np.empty(len(pairs))
+    for k, (i, j) in enumerate(pairs):
+        cost = cdist(Z[i], Z[j], "sqeuclidean")
+        r, c = linear_sum_assignment(cost)
+        d[k] = np.sqrt(max(cost[r, c].sum(), 0.0))
+    return d
+
+
+def bench_assignment(device, sizes, repeats, max_ref_pairs):
+    """All-pairs exact S_n quotient distances, (N, 9, 4) latents: batched subset DP vs a scipy loop."""
+    out = {"sizes": [], "pairs": [], "invlatent_s": [], "reference_s": [], "speedup": [],
+           "reference": "loop of scipy.optimize.linear_sum_assignment", "latent_shape": [9, 4]}
+    group = Permutation()
+    for N in sizes:
+        Z = torch.randn(N, 9, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        Zd = Z.to(device)
+        n_pairs = N * (N - 1) // 2
+        t_inv = median_time(lambda: pairwise_quotient_distance(Zd, None, group), device, max(1, repeats // 2), warmup=1)
+        iu = np.stack(np.triu_indices(N, 1), 1)
+        sub = iu[np.random.default_rng(0).choice(len(iu), size=min(max_ref_pairs, len(iu)), replace=False)]
+        t0 = time.perf_counter()
+        ref = _scipy_pairwise(Z.numpy(), sub)
+        t_ref = (time.perf_counter() - t0) * n_pairs / len(sub)  # per-pair cost is constant: extrapolate
+        D = pairwise_quotient_distance(Zd, None, group).cpu().numpy()
+        err = float(np.abs(D[sub[:, 0], sub[:, 1]] - ref).max())
+        out["sizes"].append(N)
+        out["pairs"].append(n_pairs)
+        out["invlatent_s"].append(t_inv)
+        out["reference_s"].append(t_ref)
+        out["speedup"].append(t_ref / t_inv)
+        out["max_abs_error"] = max(out.get("max_abs_error", 0.0), err)
+    return out
+
+
+def bench_assignment_10k(device):
+    """GPU target: all pairs among 10,000 QM9-size latents (n = 9, c = 4)."""
+    Z = torch.randn(10_000, 9, 4, generator=torch.Generator().manual_seed(2)).to(device)
+    t0 = time.perf_counter()
+    D = pairwise_quotient_distance(Z, None, Permutation(), chunk_size=1 << 18)
+    _sync(device)
+    return {"latents": 10_000, "pairs": 10_000 * 9_999 // 2, "seconds": time.perf_counter() - t0,
+            "finite": bool(torch.isfinite(D).all())}
+
+
+def bench_max_filter(device, sizes, repeats, N=16, c=8, T=256):
+    """Random max filters for C_N on (B, c, N) latents vs a numpy loop over group elements, and vs
+    a dense matmul of the same shape ((B, c*N) @ (c*N, T*N): the same multiply-adds, the ceiling)."""
+    group = Cyclic(N)
+    mf = MaxFilter(group, (c, N), n_templates=T, seed=0).to(device)
+    W = mf.templates.detach().cpu().numpy().reshape(T, c * N)
+    dense = torch.randn(c * N, T * N, generator=torch.Generator().manual_seed(3)).to(device)
+    out = {"sizes": [], "invlatent_s": [], "reference_s": [], "matmul_s": [], "speedup": [], "fraction_of_matmul": [],
+           "reference": "numpy loop over the N group elements (roll, matmul, running max)",
+           "shape": {"N": N, "c": c, "templates": T}}
+    for B in sizes:
+        z = torch.randn(B, c, N, generator=torch.Generator().manual_seed(4))
+        zd, zn = z.to(device), z.numpy()
+
+        def loop():
+            best = np.full((B, T), -np.inf, dtype=np.float32)
+            for g in range(N):
+                np.maximum(best, np.roll(zn, g, axis=-1).reshape(B, -1) @ W.T, out=best)
+            return best
+
+        with torch.no_grad():
+            t_inv = median_time(lambda: mf(zd), device, repeats)
+            t_mm = median_time(lambda: zd.reshape(B, -1) @ dense, device, repeats)
+        t_ref = median_time(loop, torch.device("cpu"), max(1, repeats // 2), warmup=1)
+        out["sizes"].append(B)
+        out["invlatent_s"].append(t_inv)
+        out["reference_s"].append(t_ref)
+        out["matmul_s"].append(t_mm)
+        out["speedup"].append(t_ref / t_inv)
+        out["fraction_of_matmul"].append(t_mm / t_inv)
+        out["GFLOPs"] = [2 * b * c * N * T * N / t / 1e9 for b, t in zip(out["sizes"], out["invlatent_s"])]
+    with torch.no_grad():
+        out["max_abs_error"] = float(np.abs(mf(zd).cpu().numpy() - loop()).max())
+    return out
+
+
+def bench_irreps(device, sizes, repeats, irreps="16x0e + 16x1o + 8x2e"):
+    """Per-irrep norms and complete quadratic invariants vs e3nn's o3.Norm / o3.TensorSquare called directly."""
+    from e3nn import o3
+
+    ir = o3.Irreps(irreps)
+    norm_mod = o3.Norm(ir).to(device)
+    tsq = o3.TensorSquare(ir, filter_ir_out=["0e"]).to(device)
+    out = {"irreps": irreps, "sizes": [], "norms_s": [], "o3_norm_s": [], "complete_s": [], "tensor_square_s": [],
+           "speedup_norms": [], "speedup_complete": [], "reference": "e3nn.o3.Norm / e3nn.o3.TensorSquare(filter_ir_out=['0e'])"}
+    for B in sizes:
+        z = torch.randn(B, ir.dim, generator=torch.Generator().manual_seed(5)).to(device)
+        with torch.no_grad():
+            t_n = median_time(lambda: irrep_norms(z, ir), device, repeats)
+            t_on = median_time(lambda: norm_mod(z), device, repeats)
+            t_c = median_time(lambda: complete_invariants(z, ir), device, repeats)
+            t_ts = median_time(lambda: tsq(z), device, repeats)
+        out["sizes"].append(B)
+        out["norms_s"].append(t_n)
+        out["o3_norm_s"].append(t_on)
+        out["complete_s"].append(t_c)
+        out["tensor_square_s"].append(t_ts)
+        out["speedup_norms"].append(t_on / t_n)
+        out["speedup_complete"].append(t_ts / t_c)
+    with torch.no_grad():
+        out["norms_max_abs_error"] = float((irrep_norms(z, ir) - norm_mod(z)).abs().max())
+    return out
+
+
+def bench_maron(device, repeats, B=128, n=9, C=64):
+    """Maron et al. 2->2 layer vs a 1x1 convolution (a Linear over the n x n grid), forward + backward."""
+    mod = _load("bench_maron")
+    torch.manual_seed(0)
+    a = torch.randn(B, n, n, C, device=device, requires_grad=True)
+    layers = {"1x1 conv": torch.nn.Linear(C, C), "2->2 (pooled first)": mod.EdgeToEdge(C, C),
+              "2->2 naive (15 full tensors)": mod.NaiveEdgeToEdge(C, C)}
+    times = {}
+    for name, layer in layers.items():
+        layer = layer.to(device)
+        times[name] = median_time(lambda: layer(a).sum().backward(), device, repeats)
+    base = times["1x1 conv"]
+    return {"shape": [B, n, n, C], "seconds": times, "slowdown": times["2->2 (pooled first)"] / base,
+            "naive_slowdown": times["2->2 naive (15 full tensors)"] / base}
+
+
+def bench_gconv(device, repeats, batch=64):
+    mod = _load("bench_gconv")
+    rows = []
+    for N, c, size in [(4, 8, 28), (4, 16, 14), (8, 8, 14), (16, 4, 14)]:
+        r = mod.bench(c, N, size, batch, repeats, device)
+        rows.append({"N": N, "c": c, "size": size, **r})
+    return {"batch": batch, "rows": rows, "slowdown": max(r["ratio"] for r in rows)}
+
+
+# --------------------------------------------------------------------------------------------
+# peak memory, one operation per fresh process
+
+def _memory_probe(op: str, device: torch.device, size: int) -> dict:
+    import resource
+
+    def rss_mb():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+    if op == "sort":
+        z = torch.randn(size, 9, 1).to(device)
+        run = lambda: sort_projection(z)  # noqa: E731
+        input_mb = z.numel() * 4 / 2**20
+    elif op == "max_filter":
+        mf = MaxFilter(Cyclic(16), (8, 16), n_templates=256, seed=0).to(device)
+        z = torch.randn(size, 8, 16).to(device)
+        run = lambda: mf(z)  # noqa: E731
+        input_mb = z.numel() * 4 / 2**20
+    elif op == "assignment":
+        z = torch.randn(size, 9, 4).to(device)
+        run = lambda: pairwise_quotient_distance(z, None, Permutation())  # noqa: E731
+        input_mb = z.numel() * 4 / 2**20
+    elif op == "complete_invariants":
+        from e3nn import o3
+
+        ir = o3.Irreps("16x0e + 16x1o + 8x2e")
+        z = torch.randn(size, ir.dim).to(device)
+        run = lambda: complete_invariants(z, ir)  # noqa: E731
+        input_mb = z.numel() * 4 / 2**20
+    else:
+        raise ValueError(f"unknown op {op!r}")
+    with torch.no_grad():
+        if device.type == "cuda":
+            run()  # warm-up: CUDA context, kernels, allocator pools
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            before = torch.cuda.memory_allocated()
+            run()
+            torch.cuda.synchronize()
+            peak = (torch.cuda.max_memory_allocated() - before) / 2**20
+        else:
+            # no full-size warm-up here: the resident-set high-water mark only grows, so the
+            # first full-size run is the one whose growth measures the operation's peak
+            before = rss_mb()
+            out = run()
+            peak = max(rss_mb() - before, 0.0)
+            del out
+    return {"op": op, "size": size, "input_MB": input_mb, "peak_extra_MB": peak}
+
+
+def memory(device: torch.device, quick: bool) -> list[dict]:
+    plan = [("sort", 10**6), ("max_filter", 10**5), ("assignment", 400), ("complete_invariants", 10**5)]
+    if quick:
+        plan = [(op, min(s, 200)) for op, s in plan]
+    rows = []
+    for op, size in plan:
+        res = subprocess.run(
+            [sys.executable, __file__, "--memory-probe", op, str(size), "--device", str(device)],
+            capture_output=True, text=True, cwd=ROOT,
+        )
+        if res.returncode != 0:
+            raise RuntimeError(f"memory probe {op} failed:\n{res.stderr}")
+        rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+# --------------------------------------------------------------------------------------------
+
+def check_targets(kind: str, results: dict) -> dict:
+    got = {}
+    if kind == "cpu":
+        got["sort"] = min(results["sort"]["speedup"][-2:])
+        got["assignment"] = min(results["assignment"]["speedup"])
+        got["max_filter_loop"] = min(results["max_filter"]["speedup"])
+    else:
+        got["sort_bandwidth"] = results["sort"].get("fraction_of_copy_bandwidth")
+        got["max_filter_matmul"] = max(results["max_filter"]["fraction_of_matmul"])
+        got["assignment_10k_seconds"] = results.get("assignment_10k", {}).get("seconds")
+    got["maron"] = results["maron"]["slowdown"]
+    got["gconv"] = results["gconv"]["slowdown"]
+    table = {}
+    for key, (metric, op, target) in TARGETS[kind].items():
+        value = got.get(key)
+        ok = None if value is None else (value >= target if op == ">=" else value <= target)
+        table[key] = {"metric": metric, "value": value, "target": f"{op} {target}", "met": ok}
+    return table
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: checks the suite runs; timings meaningless")
+    ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    ap.add_argument("--out", default=str(HERE / "results"), help="folder for <cpu|cuda>.json")
+    ap.add_argument("--memory-probe", nargs=2, metavar=("OP", "SIZE"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.memory_probe:
+        op, size = args.memory_probe
+        print(json.dumps(_memory_probe(op, device, int(size))))
+        return 0
+    kind = "cuda" if device.type == "cuda" else "cpu"
+    quick = args.quick
+    R = 3 if quick else (7 if kind == "cpu" else 20)
+    big = kind == "cuda"
+    plan = {
+        "sort": lambda: bench_sort(device, [10**3, 10**4] if quick else [10**3, 10**4, 10**5, 10**6] + ([10**7] if big else []), R),
+        "assignment": lambda: bench_assignment(device, [20] if quick else ([100, 300, 1000] if big else [50, 100, 200]), R,
+                                               max_ref_pairs=200 if quick else 3000),
+        "max_filter": lambda: bench_max_filter(device, [100] if quick else ([10**3, 10**4, 10**5] + ([10**6] if big else [])), R),
+        "irreps": lambda: bench_irreps(device, [100] if quick else [10**3, 10**4, 10**5] + ([10**6] if big else []), R),
+        "maron": lambda: bench_maron(device, R, B=8 if quick else 128),
+        "gconv": lambda: bench_gconv(device, R, batch=4 if quick else (64 if kind == "cpu" else 256)),
+    }
+    if big and not quick:
+        plan["assignment_10k"] = lambda: bench_assignment_10k(device)
+    results = {}
+    for name, fn in invlatent.progress(plan.items(), desc="benchmarks", unit="op"):
+        t0 = time.perf_counter()
+        results[name] = fn()
+        print(f"{name:16s} done in {time.perf_counter() - t0:6.1f} s", flush=True)
+    report = {"machine": machine(device), "quick": quick, "results": results,
+              "memory": memory(device, quick), "targets": check_targets(kind, results)}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{kind}{'-quick' if quick else ''}.json"
+    path.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"wrote {path}")
+    for key, row in report["targets"].items():
+        v = row["value"]
+        print(f"  {key:24s} {row['metric']:9s} {('n/a' if v is None else f'{v:8.2f}'):>8s}  target {row['target']:8s}  "
+              f"{'met' if row['met'] else ('n/a' if row['met'] is None else 'MISSED')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
