@@ -46,3 +46,13 @@ def test_streams_through_cuda():
 def test_bad_input(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_max_filter_internal_chunking_is_exact(monkeypatch):
+    import invlatent.projections.maxfilter as mfmod
+
+    z = torch.randn(300, 4, 8, generator=torch.Generator().manual_seed(3))
+    mf = invlatent.MaxFilter(invlatent.Cyclic(8), (4, 8), n_templates=32, seed=0)
+    whole = mf(z)
+    monkeypatch.setattr(mfmod, "_MAX_INTERMEDIATE", 32 * 8 * 7)  # 7 latents per block
+    assert torch.equal(mf(z), whole)

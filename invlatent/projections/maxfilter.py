@@ -25,6 +25,9 @@ from ._common import check_batch_latent, check_latent_shape, check_seed, random_
 
 __all__ = ["max_filter", "MaxFilter"]
 
+#: Largest number of elements of the ``(b, T, |G|)`` inner-product block computed at once (64 MB in float32).
+_MAX_INTERMEDIATE = 1 << 24
+
 
 def _max_filter_permutation(z: torch.Tensor, w: torch.Tensor, chunk: int = 1 << 15) -> torch.Tensor:
     B, n, c = z.shape
@@ -75,8 +78,14 @@ def max_filter(z: torch.Tensor, templates: torch.Tensor, group, *, template_orbi
         raise TypeError(f"max_filter needs a finite group, got {group!r}")
     orb = group.orbit(w) if template_orbit is None else template_orbit.to(dtype=z.dtype, device=z.device)
     T, G = orb.shape[:2]
-    inner = z.flatten(1) @ orb.reshape(T * G, -1).T  # one matmul against the whole template orbit
-    return inner.view(-1, T, G).amax(dim=2)
+    flat_orbit = orb.reshape(T * G, -1).T
+    # one matmul against the whole template orbit, in batch chunks so that the (b, T, |G|)
+    # intermediate stays below _MAX_INTERMEDIATE elements (bounded memory, same result)
+    step = max(1, _MAX_INTERMEDIATE // (T * G))
+    zf = z.flatten(1)
+    if zf.shape[0] <= step:
+        return (zf @ flat_orbit).view(-1, T, G).amax(dim=2)
+    return torch.cat([(zf[i:i + step] @ flat_orbit).view(-1, T, G).amax(dim=2) for i in range(0, zf.shape[0], step)])
 
 
 class MaxFilter(nn.Module):
