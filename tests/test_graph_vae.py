@@ -10,6 +10,15 @@ from invlatent.models.graph_vae import GraphVAE, graph_accuracy, train_graph_vae
 from invlatent.models.maron import EdgeToEdge, EdgeToNode, MaskedInstanceNorm, NodeToEdge, NodeToNode
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # 9-node graphs: extra threads only add overhead on a busy 2-core machine
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _random_graphs(B=6, n=9, seed=0, dtype=torch.float32):
     g = torch.Generator().manual_seed(seed)
     sizes = torch.randint(1, n + 1, (B,), generator=g)
@@ -140,16 +149,11 @@ def test_overfit_tiny_set_exactly():
     torch.manual_seed(0)
     vae = GraphVAE(hidden=32, depth=2)
     opt = torch.optim.Adam(vae.parameters(), lr=5e-3)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: extra threads only add overhead on a busy machine
-    try:
-        for step in range(400):
-            out = vae.loss(d["x"], d["adj"], d["mask"], beta=0.0, sample=False)
-            opt.zero_grad()
-            out["loss"].backward()
-            opt.step()
-    finally:
-        torch.set_num_threads(threads)
+    for step in range(400):
+        out = vae.loss(d["x"], d["adj"], d["mask"], beta=0.0, sample=False)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
     vae.eval()
     acc = graph_accuracy(vae.reconstruct(d["x"], d["adj"], d["mask"]), (ds.atom_type, ds.bond_type, ds.mask))
     assert acc["exact"] == 1.0, acc
