@@ -104,6 +104,13 @@ __all__ += [
 ]
 # --- end molecules ---
 
+# --- streaming and input-space orbits (lead) ---
+from .orbits import orbit_latents, orbit_spread, view_correlation
+from .streaming import Chunked, project_in_chunks
+
+__all__ += ["project_in_chunks", "Chunked", "orbit_latents", "orbit_spread", "view_correlation"]
+# --- end streaming ---
+
 # --- images (issue 5) ---
 from .rotations import ImageRotation, rot90, rotate
 
