@@ -91,6 +91,12 @@ def to_ipynb(outdir: Path) -> list[Path]:
     return written
 
 
+def lesson_chapters() -> list[Path]:
+    """Chapters that get a Colab copy: every code chapter except the appendix (whose
+    Performance page reads the repository's recorded benchmark JSON, absent in a pip install)."""
+    return [p for p in chapters() if "appendix" not in p.relative_to(ROOT).parts]
+
+
 def colab_notebook(chapter: Path) -> dict:
     """The Colab notebook of ``chapter`` as a JSON-ready dict (deterministic)."""
     import jupytext
@@ -127,7 +133,7 @@ def write_colab(outdir: Path) -> list[Path]:
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
     wanted = set()
-    for ch in chapters():
+    for ch in lesson_chapters():
         target = colab_path(ch, outdir)
         target.write_text(json.dumps(colab_notebook(ch), indent=1, sort_keys=True) + "\n")
         written.append(target)
@@ -142,7 +148,7 @@ def stale_colab(outdir: Path) -> list[str]:
     """Problems with the Colab notebooks in ``outdir`` (empty list: all up to date)."""
     problems = []
     wanted = set()
-    for ch in chapters():
+    for ch in lesson_chapters():
         target = colab_path(ch, outdir)
         wanted.add(target.name)
         if not target.is_file():
