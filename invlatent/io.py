@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from .utils import sha256_file
 
-__all__ = ["save_checkpoint", "load_checkpoint", "train_or_load", "CHECKPOINT_DIR"]
+__all__ = ["save_checkpoint", "load_checkpoint", "train_or_load", "recorded_sha256", "CHECKPOINT_DIR"]
 
 #: Folder of checkpoints shipped with the repository (trained at the gpu profile).
 CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
@@ -109,6 +109,23 @@ def load_checkpoint(
     return meta
 
 
+def recorded_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 recorded for a shipped checkpoint in ``SHA256SUMS`` beside it.
+
+    Raises ``ValueError`` if the folder has no ``SHA256SUMS`` or the file is not listed: a
+    shipped checkpoint is trusted only with a recorded checksum.
+    """
+    path = Path(path)
+    sums = path.parent / "SHA256SUMS"
+    if sums.is_file():
+        for line in sums.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[1].lstrip("*") == path.name:
+                return parts[0]
+    raise ValueError(f"shipped checkpoint {path} has no checksum recorded in {sums}; "
+                     f"add one with: sha256sum {path.name} >> SHA256SUMS")
+
+
 def train_or_load(
     name: str,
     module: torch.nn.Module,
@@ -122,7 +139,8 @@ def train_or_load(
 ) -> tuple[torch.nn.Module, dict[str, str]]:
     """Return ``module`` with trained weights, training only when no checkpoint exists.
 
-    Order: a shipped checkpoint (verified by ``shipped_sha256``) if given and present;
+    Order: a shipped checkpoint (verified by ``shipped_sha256``, by default the checksum
+    recorded in ``SHA256SUMS`` beside it, see :func:`recorded_sha256`) if given and present;
     else the cache file ``cache`` if present; else ``train_fn(module)`` is called, its
     returned metadata saved with the weights to the cache. ``retrain=True`` skips both.
 
@@ -138,6 +156,8 @@ def train_or_load(
     from .utils import cache_dir
 
     if not retrain and shipped is not None and Path(shipped).is_file():
+        if shipped_sha256 is None:
+            shipped_sha256 = recorded_sha256(shipped)
         meta = load_checkpoint(shipped, module, sha256=shipped_sha256)
         meta["source"] = "shipped"
         return module, meta

@@ -74,3 +74,30 @@ def test_train_or_load_keys_on_profile_and_config(tmp_path, monkeypatch):
     assert meta["source"] == "shipped"
     with pytest.raises(ValueError):
         train_or_load("toy", _model(), train, shipped=shipped, shipped_sha256="f" * 64)
+
+
+def test_shipped_checkpoints_are_verified_against_sha256sums(tmp_path, monkeypatch):
+    monkeypatch.setenv("INVLATENT_CACHE", str(tmp_path / "cache"))
+    ship = tmp_path / "ship"
+    ship.mkdir()
+    path = ship / "w.safetensors"
+    save_checkpoint(path, _model())
+    never = lambda m: pytest.fail("must not train when a verified shipped checkpoint exists")  # noqa: E731
+    with pytest.raises(ValueError, match="no checksum recorded"):
+        train_or_load("w", _model(), never, shipped=path)
+    (ship / "SHA256SUMS").write_text(f"{sha256_file(path)}  w.safetensors\n")
+    _, meta = train_or_load("w", _model(), never, shipped=path)
+    assert meta["source"] == "shipped"
+    (ship / "SHA256SUMS").write_text(f"{'0' * 64}  w.safetensors\n")
+    with pytest.raises(ValueError, match="SHA-256"):
+        train_or_load("w", _model(), never, shipped=path)
+
+
+def test_repository_checkpoints_match_their_recorded_sums():
+    from invlatent.io import CHECKPOINT_DIR, recorded_sha256
+
+    files = sorted(CHECKPOINT_DIR.glob("*.safetensors"))
+    assert files, "the repository ships checkpoints"
+    for f in files:
+        assert sha256_file(f) == recorded_sha256(f), f
+        assert f.stat().st_size <= 5 * 2**20, f"{f.name} is larger than 5 MB"
