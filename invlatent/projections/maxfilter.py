@@ -78,14 +78,16 @@ def max_filter(z: torch.Tensor, templates: torch.Tensor, group, *, template_orbi
         raise TypeError(f"max_filter needs a finite group, got {group!r}")
     orb = group.orbit(w) if template_orbit is None else template_orbit.to(dtype=z.dtype, device=z.device)
     T, G = orb.shape[:2]
-    flat_orbit = orb.reshape(T * G, -1).T
-    # one matmul against the whole template orbit, in batch chunks so that the (b, T, |G|)
+    # group-major columns: the max over g is then an elementwise max of |G| contiguous (b, T)
+    # slices (streaming), not a reduction over a short last axis
+    flat_orbit = orb.transpose(0, 1).reshape(G * T, -1).T
+    # one matmul against the whole template orbit, in batch chunks so that the (b, |G|, T)
     # intermediate stays below _MAX_INTERMEDIATE elements (bounded memory, same result)
     step = max(1, _MAX_INTERMEDIATE // (T * G))
     zf = z.flatten(1)
     if zf.shape[0] <= step:
-        return (zf @ flat_orbit).view(-1, T, G).amax(dim=2)
-    return torch.cat([(zf[i:i + step] @ flat_orbit).view(-1, T, G).amax(dim=2) for i in range(0, zf.shape[0], step)])
+        return (zf @ flat_orbit).view(-1, G, T).amax(dim=1)
+    return torch.cat([(zf[i:i + step] @ flat_orbit).view(-1, G, T).amax(dim=1) for i in range(0, zf.shape[0], step)])
 
 
 class MaxFilter(nn.Module):
