@@ -101,3 +101,17 @@ def test_repository_checkpoints_match_their_recorded_sums():
     for f in files:
         assert sha256_file(f) == recorded_sha256(f), f
         assert f.stat().st_size <= 5 * 2**20, f"{f.name} is larger than 5 MB"
+
+
+def test_all_finite_is_exact_even_when_the_sum_overflows():
+    from invlatent._validation import all_finite
+
+    big = torch.full((10,), 3e38)                     # finite, but the float32 sum overflows
+    assert all_finite(big)
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        x = torch.zeros(1000)
+        x[123] = bad
+        assert not all_finite(x)
+    x = torch.tensor([float("inf"), float("-inf")])   # sums to NaN
+    assert not all_finite(x)
+    assert not all_finite(torch.tensor([1.0 + 0j, complex(float("nan"), 0.0)]))
