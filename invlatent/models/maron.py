@@ -163,8 +163,10 @@ class EdgeToEdge(nn.Module):
         d, r, c, t, s = edge_pool(a, mask)
         diag, row, col = self.node_lin(torch.cat([d, r, c], -1)).split(C, dim=-1)
         gd, ga = self.graph_lin(torch.cat([t, s], -1)).split(C, dim=-1)
-        # the only full-size work: two channel mixes and in-place broadcast adds
-        out = self.lin_a(a).add_(self.lin_at(a).transpose(1, 2))
+        # the only full-size work: one fused channel mix (W1 and W2 side by side, one matmul)
+        # and in-place broadcast adds
+        both = torch.nn.functional.linear(a, torch.cat([self.lin_a.weight, self.lin_at.weight]))
+        out = both[..., :C] + both[..., C:].transpose(1, 2)
         out = out.add_((row + ga[:, None])[:, :, None]).add_(col[:, None, :])
         out.diagonal(dim1=1, dim2=2).add_((diag + gd[:, None]).transpose(1, 2))
         return out
