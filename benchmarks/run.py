@@ -15,8 +15,9 @@ Ratios are written so that the target direction is explicit:
   plain conv with ``c*N`` channels), and ``fraction`` of a hardware ceiling (GPU copy bandwidth,
   matmul throughput).
 
-Peak memory of each operation at its largest size is measured in a fresh subprocess (CPU: growth of
-the resident-set high-water mark during the operation; CUDA: ``torch.cuda.max_memory_allocated``).
+Peak memory of each operation at its largest size is measured in a fresh subprocess (CPU: the largest
+resident set sampled every millisecond during the operation, minus the resident set before it; CUDA:
+``torch.cuda.max_memory_allocated``).
 """
 
 from __future__ import annotations
@@ -284,10 +285,29 @@ def bench_gconv(device, repeats, batch=64):
 # peak memory, one operation per fresh process
 
 def _memory_probe(op: str, device: torch.device, size: int) -> dict:
-    import resource
+    import threading
 
-    def rss_mb():
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    page = os.sysconf("SC_PAGE_SIZE")
+
+    def rss_mb():  # current resident set (not the high-water mark, which imports already raised)
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * page / 2**20
+
+    def sampled_peak(fn):
+        peak, done = [rss_mb()], threading.Event()
+
+        def sample():
+            while not done.is_set():
+                peak[0] = max(peak[0], rss_mb())
+                done.wait(0.001)
+
+        th = threading.Thread(target=sample, daemon=True)
+        th.start()
+        out = fn()
+        peak[0] = max(peak[0], rss_mb())
+        done.set()
+        th.join()
+        return out, peak[0]
 
     if op == "sort":
         z = torch.randn(size, 9, 1).to(device)
@@ -324,8 +344,8 @@ def _memory_probe(op: str, device: torch.device, size: int) -> dict:
             # no full-size warm-up here: the resident-set high-water mark only grows, so the
             # first full-size run is the one whose growth measures the operation's peak
             before = rss_mb()
-            out = run()
-            peak = max(rss_mb() - before, 0.0)
+            out, top = sampled_peak(run)
+            peak = max(top - before, 0.0)
             del out
     return {"op": op, "size": size, "input_MB": input_mb, "peak_extra_MB": peak}
 
