@@ -137,11 +137,12 @@ class E3NNEncoder(nn.Module):
     num_neighbors, num_atoms : float
         Typical neighbours per atom and atoms per molecule (normalisation constants).
 
-    Shapes
-    ------
-    ``forward(pos (N, 3), atom_type (N,) long, batch (N,) long, num_graphs, edge_index=None)``
-    -> ``(num_graphs, latent_irreps.dim)``. Without ``edge_index`` the radius graph is built
-    from ``pos`` by batched distances.
+    Notes
+    -----
+    ``forward`` takes positions ``pos`` of shape ``(N, 3)``, long tensors ``atom_type`` and
+    ``batch`` of shape ``(N,)``, ``num_graphs`` and an optional ``edge_index``, and returns the
+    latent of shape ``(num_graphs, latent_irreps.dim)``. Without ``edge_index`` the radius graph
+    is built from ``pos`` by batched distances.
     """
 
     def __init__(self, latent_irreps="16x0e + 8x1o + 4x2e", hidden_irreps="32x0e + 8x1o + 4x2e", num_layers: int = 2,
