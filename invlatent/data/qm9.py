@@ -46,7 +46,7 @@ import importlib.util
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Sequence
 
@@ -103,8 +103,37 @@ def qm9_data_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "data"
 
 
+class _MoleculeTable:
+    """Per-molecule tables (one row per molecule in every tensor and list field):
+    property lookup and subsetting, shared by :class:`QM9Graphs` and the 3D geometries."""
+
+    def prop(self, name: str) -> torch.Tensor:
+        """The target column ``name`` (one of :attr:`property_names`), shape ``(M,)``."""
+        if name not in self.property_names:
+            raise ValueError(f"name must be one of {self.property_names}, got {name!r}")
+        return self.y[:, self.property_names.index(name)]
+
+    def subset(self, index: Sequence[int] | torch.Tensor):
+        """The molecules at ``index`` (a 1-D integer tensor or sequence), in that order."""
+        idx = torch.as_tensor(index, dtype=torch.long)
+        if idx.dim() != 1:
+            raise ValueError(f"index must be 1-D, got shape {tuple(idx.shape)}")
+        rows = idx.tolist()
+        values = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, torch.Tensor):
+                v = v[idx]
+            elif isinstance(v, list):
+                v = [v[i] for i in rows]
+            elif isinstance(v, dict):
+                v = dict(v)
+            values[f.name] = v
+        return type(self)(**values)
+
+
 @dataclass
-class QM9Graphs:
+class QM9Graphs(_MoleculeTable):
     """QM9 molecules as padded heavy-atom graphs (all tensors share the first axis ``M``).
 
     Attributes
@@ -142,23 +171,6 @@ class QM9Graphs:
     def num_nodes(self) -> torch.Tensor:
         """Number of heavy atoms per molecule, ``(M,)``."""
         return self.mask.sum(1)
-
-    def prop(self, name: str) -> torch.Tensor:
-        """The target column ``name`` (one of :attr:`property_names`), shape ``(M,)``."""
-        if name not in self.property_names:
-            raise ValueError(f"name must be one of {self.property_names}, got {name!r}")
-        return self.y[:, self.property_names.index(name)]
-
-    def subset(self, index: Sequence[int] | torch.Tensor) -> "QM9Graphs":
-        """The molecules at ``index`` (a 1-D integer tensor or sequence), in that order."""
-        idx = torch.as_tensor(index, dtype=torch.long)
-        if idx.dim() != 1:
-            raise ValueError(f"index must be 1-D, got shape {tuple(idx.shape)}")
-        return QM9Graphs(
-            self.atom_type[idx], self.bond_type[idx], self.mask[idx], self.charge[idx],
-            self.y[idx], [self.smiles[i] for i in idx.tolist()], self.qm9_index[idx],
-            self.property_names, dict(self.units),
-        )
 
     def dense(self, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
         """One-hot dense tensors for a model.

@@ -62,7 +62,7 @@ import torch
 
 from .._validation import check_mask, check_tensor
 from ..utils import cache_dir, progress, sha256_file
-from .qm9 import PROPERTIES, _cache_ok, qm9_data_dir
+from .qm9 import PROPERTIES, _cache_ok, _MoleculeTable, qm9_data_dir
 
 __all__ = [
     "ELEMENTS",
@@ -247,7 +247,7 @@ def radius_graph_dense(pos: torch.Tensor, mask: torch.Tensor, r_max: float, *, l
 
 
 @dataclass
-class QM9Geometries:
+class QM9Geometries(_MoleculeTable):
     """QM9 molecules as padded 3D point clouds with hydrogens (tensors share the first axis ``M``).
 
     Attributes
@@ -284,22 +284,6 @@ class QM9Geometries:
     def num_atoms(self) -> torch.Tensor:
         """Atoms per molecule (hydrogens included), ``(M,)``."""
         return self.mask.sum(1)
-
-    def prop(self, name: str) -> torch.Tensor:
-        """The scalar property ``name`` (one of :attr:`property_names`), shape ``(M,)``."""
-        if name not in self.property_names:
-            raise ValueError(f"name must be one of {self.property_names}, got {name!r}")
-        return self.y[:, self.property_names.index(name)]
-
-    def subset(self, index: Sequence[int] | torch.Tensor) -> "QM9Geometries":
-        """The molecules at ``index`` (1-D integer tensor or sequence), in that order."""
-        idx = torch.as_tensor(index, dtype=torch.long)
-        if idx.dim() != 1:
-            raise ValueError(f"index must be 1-D, got shape {tuple(idx.shape)}")
-        return QM9Geometries(
-            self.pos[idx], self.atom_type[idx], self.mask[idx], self.charge[idx], self.y[idx],
-            [self.smiles[i] for i in idx.tolist()], self.qm9_index[idx], self.property_names, dict(self.units),
-        )
 
     def dipole(self) -> torch.Tensor:
         """Mulliken dipoles :math:`\\sum_i q_i r_i`, ``(M, 3)`` (:math:`e\\,Å`)."""
