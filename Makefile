@@ -29,7 +29,7 @@ install: $(STAMP)
 # --- the book (main job; default profile: gpu with CUDA, else cpu) -------------------------
 book: $(STAMP)
 	$(BIN)/python -c "import invlatent; print('building the book at profile', invlatent.get_profile())"
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(JB) build . --builder html
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(JB) build . --builder html -W --keep-going
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 
 # --- every test ----------------------------------------------------------------------------
