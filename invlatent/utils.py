@@ -61,7 +61,13 @@ def quiet() -> bool:
 
 def progress(iterable: Iterable[_T] | None = None, **kwargs) -> "Iterable[_T]":
     """A tqdm progress bar that stays quiet under CI (see :func:`quiet`)."""
-    from tqdm.auto import tqdm
+    import importlib.util
+
+    # the notebook widget bar needs ipywidgets; without it tqdm.auto warns, so use the text bar
+    if importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.auto import tqdm
+    else:
+        from tqdm.std import tqdm
 
     kwargs.setdefault("disable", quiet())
     kwargs.setdefault("dynamic_ncols", True)
