@@ -436,7 +436,7 @@ class CyclicFourier:
         return torch.polar(torch.ones_like(phase), phase).to(dtype)
 
     def act(self, g: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """Multiply frequency ``k`` of the ``i``-th latent by :math:`e^{-2\pi i k g_i/N}`."""
+        r"""Multiply frequency ``k`` of the ``i``-th latent by :math:`e^{-2\pi i k g_i/N}`."""
         self.check_latent(z)
         if not isinstance(g, torch.Tensor) or g.is_floating_point() or g.is_complex() or g.dtype == torch.bool:
             raise TypeError(f"g must be a (B,) integer tensor of shifts, got {getattr(g, 'dtype', type(g).__name__)}")
