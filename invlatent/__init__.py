@@ -88,7 +88,7 @@ __all__ += [
 # --- end core ---
 
 # --- molecules (issue 4) ---
-from .chem import generation_metrics, graphs_to_smiles
+from .chem import generation_metrics, graphs_to_smiles, tanimoto, valence_decode
 from .data.qm9 import QM9Graphs, load_qm9, qm9_split
 from .models.graph_vae import GraphVAE, permute_graphs, train_graph_vae
 
@@ -101,6 +101,8 @@ __all__ += [
     "permute_graphs",
     "graphs_to_smiles",
     "generation_metrics",
+    "valence_decode",
+    "tanimoto",
 ]
 # --- end molecules ---
 

@@ -163,15 +163,17 @@ def test_train_resume_and_train_or_load(tmp_path):
     from invlatent.data.qm9 import load_qm9
 
     d = load_qm9(limit=40).dense()
-    kw = dict(batch_size=16, beta=0.1, warmup_epochs=1, seed=3)
+    # cosine learning rate: the rate is a function of the step, so resuming does not change it
+    kw = dict(batch_size=16, beta=0.1, warmup_epochs=1, seed=3, schedule="cosine")
     torch.manual_seed(0)
     a = GraphVAE(hidden=8, depth=1)
     b = GraphVAE(hidden=8, depth=1)
     b.load_state_dict(a.state_dict())
     meta_a = train_graph_vae(a, d, epochs=3, **kw)
     ck = tmp_path / "vae.safetensors"
-    train_graph_vae(b, d, epochs=2, checkpoint=ck, **kw)
-    meta_b = train_graph_vae(b, d, epochs=3, checkpoint=ck, **kw)  # resumes at epoch 2
+    first = train_graph_vae(b, d, epochs=3, checkpoint=ck, time_limit=0.0, **kw)  # interrupted
+    assert first["epochs"] == 1
+    meta_b = train_graph_vae(b, d, epochs=3, checkpoint=ck, **kw)  # resumes at epoch 1
     assert meta_b["epochs"] == 3 and len(meta_b["history"].split(",")) == 3
     for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
         assert torch.allclose(va, vb, atol=1e-6), k
@@ -202,3 +204,7 @@ def test_bad_input():
         vae.decode(torch.full((2, 9, 1), float("nan")))
     with pytest.raises(ValueError, match="latent_channels"):
         GraphVAE(latent_channels=0)
+    with pytest.raises(ValueError, match="decoder_depth"):
+        GraphVAE(decoder_depth=0)
+    with pytest.raises(ValueError, match="schedule"):
+        train_graph_vae(vae, {"x": x, "adj": adj, "mask": mask}, schedule="linear")

@@ -10,9 +10,12 @@ instance norm and LeakyReLU.
   ``depth`` edge blocks (2→2) → 2→1 → node blocks (1→1) → per-node mean and log-variance,
   :math:`z \in \R^{n \times c}` (``latent_channels = c``, default 1). All :math:`n = 9` slots
   get a code; means run over real nodes only, so padding never leaks into real nodes.
-* **Decoder** :math:`p(G \mid z)`: node blocks (1→1) on all slots → node existence logit and
-  atom-type logits per node; the adjacency comes from the **outer product of node codes**
-  :math:`h_i \odot h_j` (plus a 1→2 lift), refined by one 2→2 block, symmetrised, giving
+* **Decoder** :math:`p(G \mid z)`: node blocks (1→1) on all slots give node features
+  :math:`h_i`; the pair features start from the **outer product of node codes**
+  :math:`u_i \odot u_j` (:math:`u = W h`), a 1→2 lift of :math:`h`, and a small MLP of the
+  raw code pair :math:`(z_i, z_j)` (which lets later layers compare codes, e.g. rank them);
+  ``decoder_depth`` 2→2 blocks refine them; a 2→1 pooling of the result is added to the
+  per-node existence and atom-type logits, and the symmetrised pair features give bond
   logits over {no bond, single, double, triple}.
 * **ELBO** with KL warm-up :math:`\beta(t) = \beta_\max \min(1, t / T_\text{warm})`:
 
@@ -97,18 +100,21 @@ class GraphVAE(nn.Module):
         Width of every hidden layer.
     depth : int
         Number of 2→2 blocks in the encoder (and 1→1 blocks in the decoder, plus one).
+    decoder_depth : int
+        Number of 2→2 blocks that refine the decoder's pair features.
     n_atom_types, n_bond_types : int
         Node and (non-null) edge classes; QM9: 4 (C, N, O, F) and 3 (single, double, triple).
     """
 
-    def __init__(self, latent_channels: int = 1, hidden: int = 64, depth: int = 2,
+    def __init__(self, latent_channels: int = 1, hidden: int = 64, depth: int = 2, decoder_depth: int = 2,
                  n_atom_types: int = N_ATOM, n_bond_types: int = N_BOND):
         super().__init__()
-        for name, v in dict(latent_channels=latent_channels, hidden=hidden, depth=depth).items():
+        for name, v in dict(latent_channels=latent_channels, hidden=hidden, depth=depth,
+                            decoder_depth=decoder_depth).items():
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
         self.config = dict(latent_channels=latent_channels, hidden=hidden, depth=depth,
-                                     n_atom_types=n_atom_types, n_bond_types=n_bond_types)
+                           decoder_depth=decoder_depth, n_atom_types=n_atom_types, n_bond_types=n_bond_types)
         H, c = hidden, latent_channels
         self.n_atom_types, self.n_bond_types = n_atom_types, n_bond_types
         # encoder
@@ -123,7 +129,9 @@ class GraphVAE(nn.Module):
         self.node_out = nn.Linear(H, 1 + n_atom_types)
         self.code = nn.Linear(H, H)
         self.dec_lift = NodeToEdge(H, H)
-        self.dec_edge = _EdgeBlock(H, H)
+        self.pair_mlp = nn.Sequential(nn.Linear(2 * c, H), nn.LeakyReLU(0.2), nn.Linear(H, H))
+        self.dec_edges = nn.ModuleList([_EdgeBlock(H, H) for _ in range(decoder_depth)])
+        self.edge_node = EdgeToNode(H, 1 + n_atom_types)
         self.edge_out = nn.Linear(H, 1 + n_bond_types)
 
     @property
@@ -171,10 +179,14 @@ class GraphVAE(nn.Module):
         h = z
         for blk in self.dec_nodes:
             h = blk(h, None)
-        node = self.node_out(h)
         u = self.code(h)
-        e = u[:, :, None] * u[:, None, :] + self.dec_lift(h, None)
-        e = self.edge_out(self.dec_edge(e, None))
+        n = z.shape[1]
+        zz = torch.cat([z[:, :, None].expand(-1, -1, n, -1), z[:, None].expand(-1, n, -1, -1)], -1)
+        e = u[:, :, None] * u[:, None, :] + self.dec_lift(h, None) + self.pair_mlp(zz)
+        for blk in self.dec_edges:
+            e = blk(e, None)
+        node = self.node_out(h) + self.edge_node(e, None)
+        e = self.edge_out(e)
         e = 0.5 * (e + e.transpose(1, 2))
         return {"exist": node[..., 0], "atom": node[..., 1:], "bond": e}
 
@@ -300,6 +312,7 @@ def train_graph_vae(
     lr: float = 1e-3,
     beta: float = 0.1,
     warmup_epochs: float = 2.0,
+    schedule: str = "constant",
     seed: int = 0,
     checkpoint: str | Path | None = None,
     resume: bool = True,
@@ -317,6 +330,9 @@ def train_graph_vae(
     beta : float
         Final KL weight :math:`\beta_\max`; the weight rises linearly from 0 during the first
         ``warmup_epochs`` epochs (KL warm-up).
+    schedule : {"constant", "cosine"}
+        Learning rate: constant, or cosine decay per step from ``lr`` to ``lr / 100`` at the
+        end of ``epochs`` (computed from the step number, so a resumed run is unchanged).
     seed : int
         Seeds the shuffling and the reparameterisation noise (same seed, same run on CPU).
     checkpoint : path, optional
@@ -332,6 +348,8 @@ def train_graph_vae(
     """
     from ..io import load_checkpoint, save_checkpoint
 
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
     x, adj, mask = data["x"], data["adj"], data["mask"]
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
@@ -358,6 +376,10 @@ def train_graph_vae(
             idx = order[k * batch_size : (k + 1) * batch_size]
             step = epoch * steps_per_epoch + k
             b = beta * min(1.0, step / warm_steps)
+            if schedule == "cosine":
+                frac = step / max(1, epochs * steps_per_epoch - 1)
+                for group in opt.param_groups:
+                    group["lr"] = lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac))))
             out = model.loss(x[idx].to(device), adj[idx].to(device), mask[idx].to(device), beta=b,
                              generator=gen if device.type == "cpu" else None)
             opt.zero_grad(set_to_none=True)
