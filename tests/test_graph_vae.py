@@ -93,9 +93,12 @@ def test_edge_to_edge_matches_dense_basis():
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
 @pytest.mark.parametrize("c", [1, 3])
-def test_vae_encoder_decoder_equivariant(dtype, tol, c):
+@pytest.mark.parametrize("decoder", ["maron", "sort-mlp", "sort-transformer"])
+def test_vae_encoder_decoder_equivariant(dtype, tol, c, decoder):
+    # tol: float32/float64 rounding of a few hundred-term sums (the sort decoders permute the
+    # same per-rank computation, so for them the error is zero unless a tie reorders ranks)
     torch.manual_seed(1)
-    vae = GraphVAE(latent_channels=c, hidden=16, depth=2).to(dtype)
+    vae = GraphVAE(latent_channels=c, hidden=16, depth=2, decoder=decoder, decoder_width=32).to(dtype)
     x, adj, mask = _random_graphs(dtype=dtype)
     p = _perm(x.shape[0], 9, 3)
     mu, lv = vae.encode(x, adj, mask)
@@ -171,7 +174,8 @@ def test_train_resume_and_train_or_load(tmp_path):
     b.load_state_dict(a.state_dict())
     meta_a = train_graph_vae(a, d, epochs=3, **kw)
     ck = tmp_path / "vae.safetensors"
-    first = train_graph_vae(b, d, epochs=3, checkpoint=ck, time_limit=0.0, **kw)  # interrupted
+    with pytest.warns(UserWarning, match="time_limit"):
+        first = train_graph_vae(b, d, epochs=3, checkpoint=ck, time_limit=0.0, **kw)  # interrupted
     assert first["epochs"] == 1
     meta_b = train_graph_vae(b, d, epochs=3, checkpoint=ck, **kw)  # resumes at epoch 1
     assert meta_b["epochs"] == 3 and len(meta_b["history"].split(",")) == 3
@@ -206,5 +210,38 @@ def test_bad_input():
         GraphVAE(latent_channels=0)
     with pytest.raises(ValueError, match="decoder_depth"):
         GraphVAE(decoder_depth=0)
+    with pytest.raises(TypeError, match="latent_channels"):
+        GraphVAE(latent_channels=1.5)
+    with pytest.raises(ValueError, match="decoder"):
+        GraphVAE(decoder="mlp")
+    with pytest.raises(ValueError, match=r"z.*\(B, 9, c\)"):
+        GraphVAE(hidden=8, depth=1, decoder="sort-mlp").decode(torch.randn(2, 7, 1))
     with pytest.raises(ValueError, match="schedule"):
         train_graph_vae(vae, {"x": x, "adj": adj, "mask": mask}, schedule="linear")
+
+
+def test_evaluation_is_logged_and_resumed(tmp_path):
+    import json
+
+    from invlatent.data.qm9 import load_qm9
+    from invlatent.train import graph_vae_scores
+
+    d = load_qm9(limit=48).dense()
+    torch.manual_seed(0)
+    m = GraphVAE(hidden=8, depth=1, decoder="sort-mlp", decoder_width=16)
+    ck = tmp_path / "run.safetensors"
+    calls = []
+
+    def ev(model):
+        calls.append(model.training)
+        return graph_vae_scores(model, d, n_prior=8)
+
+    kw = dict(batch_size=16, seed=0, schedule="cosine", eval_fn=ev, eval_every=2, checkpoint=ck)
+    train_graph_vae(m, d, epochs=2, **kw)
+    meta = train_graph_vae(m, d, epochs=3, **kw)  # resumes: one more epoch, evaluated as the last
+    evals = json.loads(meta["evals"])
+    assert [e["epoch"] for e in evals] == [2, 3] and calls == [False, False]  # eval mode
+    assert evals[1]["molecules_seen"] == 3 * 48
+    for e in evals:
+        assert all(0 <= e[k] <= 1 for k in ("exact", "atom", "bond", "prior_validity"))
+    assert float(meta["total_seconds"]) >= float(meta["seconds"])

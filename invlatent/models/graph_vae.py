@@ -49,7 +49,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -57,12 +57,15 @@ from torch import nn
 
 from .._validation import check_tensor
 from ..utils import progress, seeded_generator
+from ._sort_decoder import SortDecoder
 from .maron import EdgeToEdge, EdgeToNode, MaskedInstanceNorm, NodeToEdge, NodeToNode
 
 __all__ = ["GraphVAE", "train_graph_vae", "decode_graphs", "graph_accuracy", "permute_graphs"]
 
 N_ATOM = 4
 N_BOND = 3
+#: Decoder choices of :class:`GraphVAE`.
+DECODERS = ("maron", "sort-mlp", "sort-transformer")
 
 
 class _NodeBlock(nn.Module):
@@ -104,17 +107,35 @@ class GraphVAE(nn.Module):
         Number of 2→2 blocks that refine the decoder's pair features.
     n_atom_types, n_bond_types : int
         Node and (non-null) edge classes; QM9: 4 (C, N, O, F) and 3 (single, double, triple).
+    decoder : {"maron", "sort-mlp", "sort-transformer"}
+        ``"maron"``: the Maron-layer decoder described in the module docstring (the paper's
+        lineage). ``"sort-*"``: a sort-canonicalised decoder
+        (:class:`invlatent.models._sort_decoder.SortDecoder`): decode the node codes sorted by
+        their first channel with an unconstrained network, then permute the outputs back;
+        equivariant because sorting is. Its trunk has ``decoder_depth`` layers.
+    n_nodes : int
+        Number of node slots; the sort decoders have parameters per rank, so their input
+        must have exactly this many slots (QM9: 9).
+    decoder_width : int
+        Hidden width of the ``"sort-mlp"`` trunk.
     """
 
     def __init__(self, latent_channels: int = 1, hidden: int = 64, depth: int = 2, decoder_depth: int = 2,
-                 n_atom_types: int = N_ATOM, n_bond_types: int = N_BOND):
+                 n_atom_types: int = N_ATOM, n_bond_types: int = N_BOND, decoder: str = "maron",
+                 n_nodes: int = 9, decoder_width: int = 512):
         super().__init__()
         for name, v in dict(latent_channels=latent_channels, hidden=hidden, depth=depth,
-                            decoder_depth=decoder_depth).items():
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+                            decoder_depth=decoder_depth, n_nodes=n_nodes, decoder_width=decoder_width).items():
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise TypeError(f"{name} must be an int, got {type(v).__name__}")
+            if v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v}")
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
         self.config = dict(latent_channels=latent_channels, hidden=hidden, depth=depth,
                            decoder_depth=decoder_depth, n_atom_types=n_atom_types, n_bond_types=n_bond_types)
+        if decoder != "maron":  # old configs (and checkpoints) keep their exact keys
+            self.config.update(decoder=decoder, n_nodes=n_nodes, decoder_width=decoder_width)
         H, c = hidden, latent_channels
         self.n_atom_types, self.n_bond_types = n_atom_types, n_bond_types
         # encoder
@@ -125,6 +146,11 @@ class GraphVAE(nn.Module):
         self.enc_nodes = _NodeBlock(H, H)
         self.head = NodeToNode(H, 2 * c)
         # decoder
+        self.sort_decoder = None
+        if decoder != "maron":
+            self.sort_decoder = SortDecoder(n_nodes, c, H, decoder_depth, decoder[len("sort-"):],
+                                            n_atom_types, n_bond_types, width=decoder_width)
+            return
         self.dec_nodes = nn.ModuleList([_NodeBlock(c if k == 0 else H, H) for k in range(depth + 1)])
         self.node_out = nn.Linear(H, 1 + n_atom_types)
         self.code = nn.Linear(H, H)
@@ -175,6 +201,10 @@ class GraphVAE(nn.Module):
     def decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """Logits from node codes ``z`` (B, n, c): ``exist`` (B, n), ``atom`` (B, n, 4),
         ``bond`` (B, n, n, 4) (class 0 = no bond; symmetric)."""
+        if self.sort_decoder is not None:
+            n = self.sort_decoder.n
+            z = check_tensor(z, "z", ndim=3, shape=(None, n, self.latent_channels), expected=f"(B, {n}, c)")
+            return self.sort_decoder(z)
         z = check_tensor(z, "z", ndim=3, shape=(None, None, self.latent_channels), expected="(B, n, c)")
         h = z
         for blk in self.dec_nodes:
@@ -318,11 +348,15 @@ def train_graph_vae(
     resume: bool = True,
     time_limit: float | None = None,
     device: torch.device | str | None = None,
+    eval_fn: Callable[[GraphVAE], Mapping[str, float]] | None = None,
+    eval_every: int = 0,
+    extra_metadata: Mapping[str, object] | None = None,
 ) -> dict[str, object]:
     r"""Train ``model`` on dense data ``{"x", "adj", "mask"}`` with Adam; seeded and resumable.
 
     One progress bar over epochs (:func:`invlatent.utils.progress`, quiet under CI). Pair it
-    with :func:`invlatent.io.train_or_load` to train once and load afterwards.
+    with :func:`invlatent.io.train_or_load` to train once and load afterwards. Loss terms are
+    accumulated on the device and read once per epoch (no host sync per step).
 
     Parameters
     ----------
@@ -339,13 +373,25 @@ def train_graph_vae(
         If given, the model and optimizer are saved there (safetensors) after every epoch,
         and with ``resume=True`` a run continues from the epoch stored in it.
     time_limit : float, optional
-        Stop after the first epoch that ends later than this many seconds.
+        Stop after the first epoch that ends later than this many seconds (with a warning
+        that says how many epochs ran).
+    eval_fn, eval_every : optional
+        Every ``eval_every`` epochs (and after the last), ``eval_fn(model)`` returns held-out
+        scores; they are kept, with the epoch and molecules seen, in the ``evals`` list of the
+        result (and of the checkpoint's metadata, as JSON).
+    extra_metadata : mapping, optional
+        Stored in every checkpoint (e.g. hardware, command line).
 
     Returns
     -------
     dict
-        Metadata: ``epochs`` done, final ``loss`` terms, ``seconds``, ``history`` (per-epoch loss).
+        Metadata: ``epochs`` done, final ``loss`` terms (``final_<term>``), ``seconds`` (of this
+        call) and ``total_seconds`` (over resumed calls), ``history`` (per-epoch loss),
+        ``evals`` and the model's config.
     """
+    import json
+    import warnings
+
     from ..io import load_checkpoint, save_checkpoint
 
     if schedule not in ("constant", "cosine"):
@@ -354,24 +400,34 @@ def train_graph_vae(
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    start = 0
+    start, seconds_before = 0, 0.0
     history: list[float] = []
+    evals: list[dict] = []
     if checkpoint is not None and resume and Path(checkpoint).is_file():
         meta = load_checkpoint(checkpoint, model, optimizer=opt, map_location=device)
         start = int(meta.get("epoch", 0))
         history = [float(v) for v in meta.get("history", "").split(",") if v]
+        evals = json.loads(meta.get("evals", "[]"))
+        seconds_before = float(meta.get("total_seconds", 0.0))
     M = x.shape[0]
     steps_per_epoch = math.ceil(M / batch_size)
     warm_steps = max(1, int(warmup_epochs * steps_per_epoch))
     t0 = time.perf_counter()
-    last = {}
+    last: dict[str, float] = {}
     done = start
+
+    def evaluate(epoch: int) -> None:
+        model.eval()
+        scores = {k: round(float(v), 5) for k, v in eval_fn(model).items()}
+        evals.append({"epoch": epoch, "molecules_seen": epoch * M,
+                      "seconds": round(seconds_before + time.perf_counter() - t0, 1), **scores})
+
     bar = progress(range(start, epochs), desc="GraphVAE", unit="epoch")
     for epoch in bar:
         gen = seeded_generator(seed * 100_003 + epoch)
         order = torch.randperm(M, generator=gen)
         model.train()
-        tot = {}
+        tot: dict[str, torch.Tensor] = {}
         for k in range(steps_per_epoch):
             idx = order[k * batch_size : (k + 1) * batch_size]
             step = epoch * steps_per_epoch + k
@@ -386,19 +442,28 @@ def train_graph_vae(
             out["loss"].backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
             opt.step()
-            for key, v in out.items():
-                tot[key] = tot.get(key, 0.0) + float(v.detach()) * len(idx) / M
-        history.append(tot["loss"])
-        last = tot
+            for key, v in out.items():  # stays on the device: no sync per step
+                tot[key] = tot.get(key, 0.0) + v.detach() * (len(idx) / M)
+        last = {key: float(v) for key, v in tot.items()}
+        history.append(last["loss"])
         done = epoch + 1
         if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{tot['loss']:.3f}", kl=f"{tot['kl']:.2f}")
+            bar.set_postfix(loss=f"{last['loss']:.3f}", kl=f"{last['kl']:.2f}")
+        if eval_fn is not None and eval_every > 0 and (done % eval_every == 0 or done == epochs):
+            evaluate(done)
+        stop = time_limit is not None and time.perf_counter() - t0 > time_limit and done < epochs
         if checkpoint is not None:
             save_checkpoint(checkpoint, model, optimizer=opt, metadata={
-                "epoch": done, "history": ",".join(f"{h:.5f}" for h in history), **model.config})
-        if time_limit is not None and time.perf_counter() - t0 > time_limit:
+                "epoch": done, "history": ",".join(f"{h:.5f}" for h in history),
+                "evals": json.dumps(evals),
+                "total_seconds": round(seconds_before + time.perf_counter() - t0, 1),
+                **(extra_metadata or {}), **model.config})
+        if stop:
+            warnings.warn(f"train_graph_vae: time_limit={time_limit} s reached after epoch {done} of "
+                          f"{epochs}; the model is trained for fewer epochs than asked", stacklevel=2)
             break
     model.eval()
-    return {"epochs": done, "seconds": round(time.perf_counter() - t0, 2),
-            "history": ",".join(f"{h:.4f}" for h in history),
+    seconds = time.perf_counter() - t0
+    return {"epochs": done, "seconds": round(seconds, 2), "total_seconds": round(seconds_before + seconds, 1),
+            "history": ",".join(f"{h:.4f}" for h in history), "evals": json.dumps(evals),
             **{f"final_{k}": round(v, 5) for k, v in last.items()}, **model.config}
