@@ -27,6 +27,7 @@ __all__ = [
     "quiet",
     "cache_dir",
     "sha256_file",
+    "glue",
 ]
 
 _T = TypeVar("_T")
@@ -169,3 +170,38 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: fh.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def glue(name: str, value):
+    """Record ``value`` under ``name`` for the book's prose; return ``value`` unchanged.
+
+    In the book build this is ``myst_nb.glue(name, value, display=False)``, and the text shows
+    the value with ``{glue:text}`name:.2f```. NumPy and torch scalars are first turned into
+    Python numbers: myst-nb formats the value from its ``repr``, and ``np.float64(0.5)`` would
+    not format. Without myst-nb (a plain Python session, Colab) nothing is recorded.
+
+    Example
+    -------
+    >>> float(glue("demo_value", np.float64(0.25)))
+    0.25
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty str, got {name!r}")
+    plain = value
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        plain = value.item()
+    elif isinstance(value, np.generic):
+        plain = value.item()
+    try:
+        from myst_nb import glue as _myst_glue
+    except ImportError:
+        return value
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return value
+    if get_ipython() is None:  # not in a kernel: nothing would receive the record
+        return value
+    _myst_glue(name, plain, display=False)
+    return value
+

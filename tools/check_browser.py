@@ -3,7 +3,10 @@
 
 Usage::
 
-    python tools/check_browser.py [HTML_DIR]     # default: _build/smoke/html (``make book-check``)
+    python tools/check_browser.py [HTML_DIR] [--root BOOK_DIR]
+
+``HTML_DIR`` defaults to ``_build/smoke/html`` (made by ``make book-check``); ``BOOK_DIR``, the
+folder whose ``_toc.yml`` lists the pages, to the repository.
 
 For every page of _toc.yml the checker loads ``HTML_DIR/<page>.html`` from disk in headless
 Chromium with networking disabled (no proxy reachable, every host name unresolvable), waits for
@@ -155,15 +158,31 @@ def problems(report: dict, expect_math: bool) -> list[str]:
     return out
 
 
-def toc_pages(html_dir: Path) -> list[tuple[Path, Path]]:
-    """``(source, built page)`` for every page of _toc.yml."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from chapters import toc_files
+def toc_pages(html_dir: Path, root: Path = ROOT) -> list[tuple[Path, Path]]:
+    """``(source, built page)`` for every page of ``root/_toc.yml``."""
+    import yaml
 
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    names = [toc["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                names.append(node["file"])
+            for key in ("parts", "chapters", "sections"):
+                for child in node.get(key, []) or []:
+                    walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(toc)
     pairs = []
-    for src in toc_files():
-        rel = src.relative_to(ROOT).with_suffix(".html")
-        pairs.append((src, html_dir / rel))
+    for name in names:
+        stem = name[: -len(Path(name).suffix)] if Path(name).suffix in (".md", ".ipynb") else name
+        src = next((root / f"{stem}{ext}" for ext in (".md", ".ipynb")
+                    if (root / f"{stem}{ext}").is_file()), root / f"{stem}.md")
+        pairs.append((src, html_dir / f"{stem}.html"))
     return pairs
 
 
@@ -171,6 +190,10 @@ def main(argv: list[str]) -> int:
     if argv and argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0
+    root = ROOT
+    if "--root" in argv:
+        k = argv.index("--root")
+        root, argv = Path(argv[k + 1]), argv[:k] + argv[k + 2:]
     html_dir = Path(argv[0]) if argv else ROOT / "_build" / "smoke" / "html"
     browser = find_browser()
     if browser is None:
@@ -181,7 +204,7 @@ def main(argv: list[str]) -> int:
         print(f"check_browser: no built book at {html_dir} (run `make book-check` first)",
               file=sys.stderr)
         return 1
-    pages = toc_pages(html_dir)
+    pages = toc_pages(html_dir, root)
     missing = [str(p) for _, p in pages if not p.is_file()]
     if missing:
         print("check_browser: pages missing from the build: " + ", ".join(missing),
