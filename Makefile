@@ -70,7 +70,7 @@ browser: $(STAMP)
 	    apt-get install -y -qq --no-install-recommends chromium \
 	    || echo "browser: could not install chromium"
 	fi
-	$(BIN)/python tools/check_browser.py _build/smoke/html
+	$(BIN)/python tools/check_browser.py _build/smoke/_build/html
 
 # Regenerate the Colab notebooks (one per chapter, outside book/).
 colab: $(STAMP)

@@ -5,7 +5,7 @@ Usage::
 
     python tools/check_browser.py [HTML_DIR] [--root BOOK_DIR]
 
-``HTML_DIR`` defaults to ``_build/smoke/html`` (made by ``make book-check``); ``BOOK_DIR``, the
+``HTML_DIR`` defaults to ``_build/smoke/_build/html`` (made by ``make book-check``); ``BOOK_DIR``, the
 folder whose ``_toc.yml`` lists the pages, to the repository.
 
 For every page of _toc.yml the checker loads ``HTML_DIR/<page>.html`` from disk in headless
@@ -40,6 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 MARK = "invlatent-browser-check"
+#: Where ``make book-check`` (``jupyter-book build . --path-output _build/smoke``) puts the HTML.
+DEFAULT_HTML = ROOT / "_build" / "smoke" / "_build" / "html"
 
 # Runs in the page: waits for load and MathJax, then writes a JSON report into <pre id=MARK>.
 PROBE = r"""
@@ -134,7 +136,7 @@ def inspect(browser: str, page: Path, timeout: float = 120.0) -> dict:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     finally:
         os.unlink(tmp)
-    m = re.search(r'<pre id="' + MARK + r'">(.*?)</pre>', proc.stdout, flags=re.S)
+    m = re.search(r'<pre id="' + MARK + r'"[^>]*>(.*?)</pre>', proc.stdout, flags=re.S)
     if not m:
         tail = (proc.stderr or "").strip().splitlines()[-5:]
         raise RuntimeError(f"no report from the browser (exit {proc.returncode}): {tail}")
@@ -194,7 +196,7 @@ def main(argv: list[str]) -> int:
     if "--root" in argv:
         k = argv.index("--root")
         root, argv = Path(argv[k + 1]), argv[:k] + argv[k + 2:]
-    html_dir = Path(argv[0]) if argv else ROOT / "_build" / "smoke" / "html"
+    html_dir = Path(argv[0]) if argv else DEFAULT_HTML
     browser = find_browser()
     if browser is None:
         print("check_browser: SKIP: no Chromium found (tried "
