@@ -39,7 +39,8 @@ def _page(tmp_path, name, body):
 def test_rendered_page_passes(tmp_path):
     page = _page(tmp_path, "good.html",
                  "<p>an orbit <mjx-container class='MathJax'>z</mjx-container></p>"
-                 "<img src='fig.png'><pre>code may hold $$ and \\( freely</pre>")
+                 "<img src='fig.png'><pre>code may hold $$ and \\( freely</pre>"
+                 "<div class='cell_input'><pre style='width:400px'>short = 1</pre></div>")
     report = check_browser.inspect(BROWSER, page)
     assert report["math"] == 1 and report["images"] == 1
     assert check_browser.problems(report, expect_math=True) == []
@@ -49,11 +50,14 @@ def test_rendered_page_passes(tmp_path):
 @needs_browser
 def test_raw_math_and_broken_image_fail(tmp_path):
     page = _page(tmp_path, "bad.html",
-                 "<p>unrendered \\(d([z],[z'])\\) and $$x$$</p><img src='missing.png'>")
+                 "<p>unrendered \\(d([z],[z'])\\) and $$x$$</p><img src='missing.png'>"
+                 "<div class='cell_input'><pre style='width:100px;overflow:auto'>"
+                 "wide = " + "1" * 200 + "</pre></div>")
     found = check_browser.problems(check_browser.inspect(BROWSER, page), expect_math=True)
     assert any("no MathJax output" in f for f in found)
     assert sum("raw math delimiter" in f for f in found) == 2
     assert any("missing.png" in f for f in found)
+    assert any("scrolls sideways" in f and "wide = 111" in f for f in found)
 
 
 def test_has_math_ignores_code():

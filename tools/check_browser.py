@@ -15,7 +15,9 @@ the page and MathJax to finish, and asserts that
 * math is rendered: a page whose source has math (``$``, ``{math}``, ``\\begin``) has MathJax
   output elements (``mjx-container``), none of them a MathJax error, and no raw ``$$``,
   ``\\(`` or ``\\[`` is left in the visible text (code blocks excluded);
-* every ``<img>`` has loaded: ``complete`` and ``naturalWidth > 0``.
+* every ``<img>`` has loaded: ``complete`` and ``naturalWidth > 0``;
+* no code cell scrolls sideways in a 1280 px wide window (its ``<pre>`` is no wider than its
+  box; ``_static/invlatent.css`` and ``tools/check_code_width.py`` make 88 characters fit).
 
 No Python driver is needed: a copy of each page with a small script appended is opened with
 ``chromium --headless --dump-dom --virtual-time-budget``; the script writes its findings into
@@ -60,7 +62,11 @@ PROBE = r"""
       var k = text.indexOf(d);
       if (k >= 0) raw.push(text.substr(Math.max(0, k - 30), 70).replace(/\s+/g, " "));
     });
+    var wide = Array.prototype.slice.call(document.querySelectorAll("div.cell_input pre"))
+        .filter(function (p) { return p.scrollWidth > p.clientWidth + 1; })
+        .map(function (p) { return p.textContent.split("\n")[0].slice(0, 60); });
     var out = {
+      wide_code: wide,
       math: document.querySelectorAll("mjx-container").length,
       math_errors: document.querySelectorAll("mjx-merror, [data-mjx-error]").length,
       mathjax: !!(window.MathJax && window.MathJax.startup),
@@ -157,6 +163,8 @@ def problems(report: dict, expect_math: bool) -> list[str]:
         out.append(f"raw math delimiter in the visible text: ...{snippet}...")
     for src in report["broken_images"]:
         out.append(f"image not loaded (naturalWidth 0): {src[:80]}")
+    for first_line in report.get("wide_code", []):
+        out.append(f"code cell scrolls sideways at 1280 px: {first_line}")
     return out
 
 
