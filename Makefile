@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.invlatent-installed
 NBDIR  := build/nbval
 JB     := $(BIN)/jupyter-book
 
-.PHONY: book test unit nbval book-check colab bench install clean
+.PHONY: book test unit prose code-width nbval book-check browser colab bench install clean
 
 # --- environment -------------------------------------------------------------------------
 # torch first: on a machine without CUDA, torch==2.13.0 (here: the CPU wheel on disk),
@@ -34,10 +34,18 @@ book: $(STAMP)
 
 # --- every test ----------------------------------------------------------------------------
 test: $(STAMP)
-	$(MAKE) --no-print-directory unit nbval book-check
+	$(MAKE) --no-print-directory unit prose code-width nbval book-check browser
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests invlatent
+
+# Every number in chapter prose comes from a cell (myst-nb glue), never typed by hand.
+prose: $(STAMP)
+	$(BIN)/python tools/check_prose.py
+
+# Code cells fit the text column (88 characters a line), so no cell scrolls sideways.
+code-width: $(STAMP)
+	$(BIN)/python tools/check_code_width.py
 
 # nbval reads only .ipynb: convert each chapter of the toc with jupytext, run in this env.
 nbval: $(STAMP)
@@ -51,6 +59,18 @@ book-check: $(STAMP)
 	rm -rf _build/smoke
 	INVLATENT_PROFILE=smoke PATH="$(CURDIR)/$(BIN):$$PATH" \
 	  $(JB) build . --builder html --path-output _build/smoke -W --keep-going
+
+# The smoke book in headless Chromium, offline: math rendered, every image loaded.
+# Installs Debian's chromium first when it is missing and we are root with apt-get;
+# without a browser the check prints SKIP and the reason.
+browser: $(STAMP)
+	if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] \
+	    && command -v apt-get >/dev/null 2>&1; then
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends chromium \
+	    || echo "browser: could not install chromium"
+	fi
+	$(BIN)/python tools/check_browser.py _build/smoke/_build/html
 
 # Regenerate the Colab notebooks (one per chapter, outside book/).
 colab: $(STAMP)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import sys
 from pathlib import Path
 from typing import Iterable, TypeVar
 
@@ -26,6 +27,7 @@ __all__ = [
     "quiet",
     "cache_dir",
     "sha256_file",
+    "glue",
 ]
 
 _T = TypeVar("_T")
@@ -59,19 +61,89 @@ def quiet() -> bool:
     return bool(os.environ.get("CI")) or os.environ.get("INVLATENT_QUIET", "") not in ("", "0")
 
 
+def _live_bar() -> bool:
+    """True when a progress bar may redraw itself: a terminal, or ``INVLATENT_PROGRESS=live``."""
+    mode = os.environ.get("INVLATENT_PROGRESS", "")
+    if mode in ("live", "line"):
+        return mode == "live"
+    stream = sys.stderr
+    return bool(getattr(stream, "isatty", None) and stream.isatty())
+
+
+class _Sink:
+    """A write-only file that drops everything (the swallowed redraws of a one-line bar)."""
+
+    encoding = "utf-8"
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def _one_line_tqdm():
+    from tqdm.std import tqdm
+
+    class OneLineTqdm(tqdm):
+        """tqdm that counts silently and prints its final state once, as one line, on close.
+
+        Outside a terminal (a Jupyter kernel, the book build, a log file) every redraw of a
+        bar becomes another line or another output block; this one leaves exactly one.
+        """
+
+        def __init__(self, *args, **kwargs):
+            self._final_file = kwargs.pop("file", None)
+            self._final_leave = kwargs.pop("leave", True)
+            kwargs.update(file=_Sink(), mininterval=float("inf"), dynamic_ncols=False)
+            kwargs.setdefault("ncols", 80)
+            self._final_done = False
+            super().__init__(*args, **kwargs)
+
+        def close(self) -> None:
+            if self._final_done or self.disable:
+                return super().close()
+            self._final_done = True
+            line = self.__str__()
+            super().close()
+            if self._final_leave:
+                out = self._final_file if self._final_file is not None else sys.stderr
+                out.write(line.rstrip() + "\n")
+                out.flush()
+
+    return OneLineTqdm
+
+
 def progress(iterable: Iterable[_T] | None = None, **kwargs) -> "Iterable[_T]":
-    """A tqdm progress bar that stays quiet under CI (see :func:`quiet`)."""
-    import importlib.util
+    """A tqdm progress bar: live in a terminal, one final line elsewhere, silent under CI.
 
-    # the notebook widget bar needs ipywidgets; without it tqdm.auto warns, so use the text bar
-    if importlib.util.find_spec("ipywidgets") is not None:
-        from tqdm.auto import tqdm
-    else:
-        from tqdm.std import tqdm
+    In a terminal the bar redraws in place. Anywhere else (a Jupyter kernel, the book build,
+    a pipe) it prints nothing while the loop runs and one line when it ends, for example
+    ``GraphVAE: 100%|##########| 12/12 [06:39<00:00, 33.2s/epoch, loss=1.23, kl=4.56]``,
+    so a built page shows one line per loop instead of a stream of redraws.
+    ``INVLATENT_PROGRESS=live`` (or ``line``) forces either behaviour; under CI (see
+    :func:`quiet`) the bar is disabled.
 
+    Example
+    -------
+    >>> import io
+    >>> out = io.StringIO()
+    >>> total = sum(progress(range(3), desc="demo", file=out, disable=False))
+    >>> total, out.getvalue().splitlines()[-1].startswith("demo: 100%")
+    (3, True)
+    """
     kwargs.setdefault("disable", quiet())
-    kwargs.setdefault("dynamic_ncols", True)
-    return tqdm(iterable, **kwargs)
+    if _live_bar():
+        import importlib.util
+
+        # the notebook widget bar needs ipywidgets; without it tqdm.auto warns: use the text bar
+        if importlib.util.find_spec("ipywidgets") is not None:
+            from tqdm.auto import tqdm
+        else:
+            from tqdm.std import tqdm
+        kwargs.setdefault("dynamic_ncols", True)
+        return tqdm(iterable, **kwargs)
+    return _one_line_tqdm()(iterable, **kwargs)
 
 
 def cache_dir(*parts: str) -> Path:
@@ -98,3 +170,38 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: fh.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def glue(name: str, value):
+    """Record ``value`` under ``name`` for the book's prose; return ``value`` unchanged.
+
+    In the book build this is ``myst_nb.glue(name, value, display=False)``, and the text shows
+    the value with ``{glue:text}`name:.2f```. NumPy and torch scalars are first turned into
+    Python numbers: myst-nb formats the value from its ``repr``, and ``np.float64(0.5)`` would
+    not format. Without myst-nb (a plain Python session, Colab) nothing is recorded.
+
+    Example
+    -------
+    >>> float(glue("demo_value", np.float64(0.25)))
+    0.25
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty str, got {name!r}")
+    plain = value
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        plain = value.item()
+    elif isinstance(value, np.generic):
+        plain = value.item()
+    try:
+        from myst_nb import glue as _myst_glue
+    except ImportError:
+        return value
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return value
+    if get_ipython() is None:  # not in a kernel: nothing would receive the record
+        return value
+    _myst_glue(name, plain, display=False)
+    return value
+

@@ -1,0 +1,66 @@
+"""tools/check_browser.py in a real headless Chromium (skipped where none is installed).
+
+``make browser`` runs the checker on the built smoke book; these tests show, on two
+synthetic pages, that it passes a page whose math and images render and fails one whose
+don't.
+"""
+
+import base64
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+TOOL = Path(__file__).resolve().parent.parent / "tools" / "check_browser.py"
+spec = importlib.util.spec_from_file_location("check_browser", TOOL)
+check_browser = importlib.util.module_from_spec(spec)
+sys.modules[spec.name] = check_browser
+spec.loader.exec_module(check_browser)
+
+BROWSER = check_browser.find_browser()
+needs_browser = pytest.mark.skipif(BROWSER is None, reason="no Chromium installed")
+
+# a 2 x 1 red PNG
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAIAAAABCAIAAAB7QOjdAAAAEElEQVR4nGP4z8DAwMDAAAAHBQEA"
+    "bX2F4wAAAABJRU5ErkJggg=="
+)
+
+
+def _page(tmp_path, name, body):
+    (tmp_path / "fig.png").write_bytes(PNG)
+    p = tmp_path / name
+    p.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>{body}</body></html>")
+    return p
+
+
+@needs_browser
+def test_rendered_page_passes(tmp_path):
+    page = _page(tmp_path, "good.html",
+                 "<p>an orbit <mjx-container class='MathJax'>z</mjx-container></p>"
+                 "<img src='fig.png'><pre>code may hold $$ and \\( freely</pre>"
+                 "<div class='cell_input'><pre style='width:400px'>short = 1</pre></div>")
+    report = check_browser.inspect(BROWSER, page)
+    assert report["math"] == 1 and report["images"] == 1
+    assert check_browser.problems(report, expect_math=True) == []
+    assert not list(tmp_path.glob(".browser-check-*"))  # the probe copy is removed
+
+
+@needs_browser
+def test_raw_math_and_broken_image_fail(tmp_path):
+    page = _page(tmp_path, "bad.html",
+                 "<p>unrendered \\(d([z],[z'])\\) and $$x$$</p><img src='missing.png'>"
+                 "<div class='cell_input'><pre style='width:100px;overflow:auto'>"
+                 "wide = " + "1" * 200 + "</pre></div>")
+    found = check_browser.problems(check_browser.inspect(BROWSER, page), expect_math=True)
+    assert any("no MathJax output" in f for f in found)
+    assert sum("raw math delimiter" in f for f in found) == 2
+    assert any("missing.png" in f for f in found)
+    assert any("scrolls sideways" in f and "wide = 111" in f for f in found)
+
+
+def test_has_math_ignores_code():
+    assert check_browser.has_math("Text $x$ here.\n")
+    assert check_browser.has_math("$$\nd = 1\n$$\n")
+    assert not check_browser.has_math("```{code-cell} ipython3\nprint('$x$')\n```\nplain `$a$`\n")

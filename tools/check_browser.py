@@ -1,0 +1,247 @@
+#!/usr/bin/env python
+"""Open the built book in headless Chromium, offline, and check what a reader sees.
+
+Usage::
+
+    python tools/check_browser.py [HTML_DIR] [--root BOOK_DIR]
+
+``HTML_DIR`` defaults to ``_build/smoke/_build/html`` (made by ``make book-check``); ``BOOK_DIR``, the
+folder whose ``_toc.yml`` lists the pages, to the repository.
+
+For every page of _toc.yml the checker loads ``HTML_DIR/<page>.html`` from disk in headless
+Chromium with networking disabled (no proxy reachable, every host name unresolvable), waits for
+the page and MathJax to finish, and asserts that
+
+* math is rendered: a page whose source has math (``$``, ``{math}``, ``\\begin``) has MathJax
+  output elements (``mjx-container``), none of them a MathJax error, and no raw ``$$``,
+  ``\\(`` or ``\\[`` is left in the visible text (code blocks excluded);
+* every ``<img>`` has loaded: ``complete`` and ``naturalWidth > 0``;
+* no code cell scrolls sideways in a 1280 px wide window (its ``<pre>`` is no wider than its
+  box; ``_static/invlatent.css`` and ``tools/check_code_width.py`` make 88 characters fit).
+
+No Python driver is needed: a copy of each page with a small script appended is opened with
+``chromium --headless --dump-dom --virtual-time-budget``; the script writes its findings into
+the DOM, which Chromium prints. The copy lies next to the page (so relative links resolve) and
+is deleted afterwards.
+
+Exit status: 0 all pages pass, 1 a page fails, 0 with a ``SKIP`` line when no Chromium is
+installed (``make browser`` installs Debian's ``chromium`` first when it runs as root).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+MARK = "invlatent-browser-check"
+#: Where ``make book-check`` (``jupyter-book build . --path-output _build/smoke``) puts the HTML.
+DEFAULT_HTML = ROOT / "_build" / "smoke" / "_build" / "html"
+
+# Runs in the page: waits for load and MathJax, then writes a JSON report into <pre id=MARK>.
+PROBE = r"""
+<script>
+(function () {
+  function report() {
+    var imgs = Array.prototype.slice.call(document.images);
+    var bad = imgs.filter(function (im) { return !(im.complete && im.naturalWidth > 0); })
+                  .map(function (im) { return im.getAttribute("src") || "(no src)"; });
+    var body = document.body.cloneNode(true);
+    body.querySelectorAll("script, style, pre, code, mjx-container, .highlight, .MathJax")
+        .forEach(function (el) { el.remove(); });
+    var text = body.textContent || "";
+    var raw = [];
+    ["$$", "\\(", "\\["].forEach(function (d) {
+      var k = text.indexOf(d);
+      if (k >= 0) raw.push(text.substr(Math.max(0, k - 30), 70).replace(/\s+/g, " "));
+    });
+    var wide = Array.prototype.slice.call(document.querySelectorAll("div.cell_input pre"))
+        .filter(function (p) { return p.scrollWidth > p.clientWidth + 1; })
+        .map(function (p) { return p.textContent.split("\n")[0].slice(0, 60); });
+    var out = {
+      wide_code: wide,
+      math: document.querySelectorAll("mjx-container").length,
+      math_errors: document.querySelectorAll("mjx-merror, [data-mjx-error]").length,
+      mathjax: !!(window.MathJax && window.MathJax.startup),
+      images: imgs.length, broken_images: bad, raw_math: raw
+    };
+    var pre = document.createElement("pre");
+    pre.id = "__MARK__";
+    pre.textContent = JSON.stringify(out);
+    document.body.appendChild(pre);
+  }
+  function whenTypeset() {
+    var mj = window.MathJax;
+    if (mj && mj.startup && mj.startup.promise) {
+      mj.startup.promise.then(function () {
+        return mj.typesetPromise ? mj.typesetPromise() : null;
+      }).then(report, report);
+    } else { report(); }
+  }
+  if (document.readyState === "complete") { whenTypeset(); }
+  else { window.addEventListener("load", whenTypeset); }
+})();
+</script>
+""".replace("__MARK__", MARK)
+
+OFFLINE_FLAGS = [
+    "--headless",
+    "--no-sandbox",  # CI runs as root in a container
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--no-default-browser-check",
+    "--disable-extensions",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--proxy-server=http://127.0.0.1:9",  # nothing listens there: no request leaves
+    "--host-resolver-rules=MAP * ~NOTFOUND",  # and no host name resolves
+    "--virtual-time-budget=20000",
+    "--run-all-compositor-stages-before-draw",
+    "--window-size=1280,2000",
+]
+
+
+def find_browser() -> str | None:
+    env = os.environ.get("CHROMIUM")
+    if env:
+        return env if shutil.which(env) else None
+    for name in BROWSERS:
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def has_math(source: str) -> bool:
+    """Whether a MyST page has math outside its code cells."""
+    text = re.sub(r"^(`{3,}|~{3,}).*?^\1", "", source, flags=re.S | re.M)
+    text = re.sub(r"`[^`\n]*`", "", text.replace("{math}`", "$"))
+    return bool(re.search(r"\$[^$\n]+\$|^\s*\$\$|\\begin\{", text, flags=re.M))
+
+
+def inspect(browser: str, page: Path, timeout: float = 120.0) -> dict:
+    """The probe's report for one built HTML page (raises RuntimeError if there is none)."""
+    html = page.read_text(encoding="utf-8")
+    probe_html = html.replace("</body>", PROBE + "</body>") if "</body>" in html else html + PROBE
+    fd, tmp = tempfile.mkstemp(prefix=".browser-check-", suffix=".html", dir=page.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(probe_html)
+        with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+            cmd = [browser, *OFFLINE_FLAGS, f"--user-data-dir={profile}", "--dump-dom",
+                   Path(tmp).as_uri()]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    finally:
+        os.unlink(tmp)
+    m = re.search(r'<pre id="' + MARK + r'"[^>]*>(.*?)</pre>', proc.stdout, flags=re.S)
+    if not m:
+        tail = (proc.stderr or "").strip().splitlines()[-5:]
+        raise RuntimeError(f"no report from the browser (exit {proc.returncode}): {tail}")
+    import html as _html
+
+    return json.loads(_html.unescape(m.group(1)))
+
+
+def problems(report: dict, expect_math: bool) -> list[str]:
+    out = []
+    if expect_math:
+        if report["math"] == 0:
+            out.append("no MathJax output (mjx-container) although the page has math"
+                       + ("" if report["mathjax"] else "; MathJax did not load"))
+        if report["math_errors"]:
+            out.append(f"{report['math_errors']} MathJax error(s)")
+    for snippet in report["raw_math"]:
+        out.append(f"raw math delimiter in the visible text: ...{snippet}...")
+    for src in report["broken_images"]:
+        out.append(f"image not loaded (naturalWidth 0): {src[:80]}")
+    for first_line in report.get("wide_code", []):
+        out.append(f"code cell scrolls sideways at 1280 px: {first_line}")
+    return out
+
+
+def toc_pages(html_dir: Path, root: Path = ROOT) -> list[tuple[Path, Path]]:
+    """``(source, built page)`` for every page of ``root/_toc.yml``."""
+    import yaml
+
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    names = [toc["root"]]
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "file" in node:
+                names.append(node["file"])
+            for key in ("parts", "chapters", "sections"):
+                for child in node.get(key, []) or []:
+                    walk(child)
+        elif isinstance(node, list):
+            for child in node:
+                walk(child)
+
+    walk(toc)
+    pairs = []
+    for name in names:
+        stem = name[: -len(Path(name).suffix)] if Path(name).suffix in (".md", ".ipynb") else name
+        src = next((root / f"{stem}{ext}" for ext in (".md", ".ipynb")
+                    if (root / f"{stem}{ext}").is_file()), root / f"{stem}.md")
+        pairs.append((src, html_dir / f"{stem}.html"))
+    return pairs
+
+
+def main(argv: list[str]) -> int:
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    root = ROOT
+    if "--root" in argv:
+        k = argv.index("--root")
+        root, argv = Path(argv[k + 1]), argv[:k] + argv[k + 2:]
+    html_dir = Path(argv[0]) if argv else DEFAULT_HTML
+    browser = find_browser()
+    if browser is None:
+        print("check_browser: SKIP: no Chromium found (tried "
+              + ", ".join(BROWSERS) + "); on Debian: apt-get install chromium")
+        return 0
+    if not html_dir.is_dir():
+        print(f"check_browser: no built book at {html_dir} (run `make book-check` first)",
+              file=sys.stderr)
+        return 1
+    pages = toc_pages(html_dir, root)
+    missing = [str(p) for _, p in pages if not p.is_file()]
+    if missing:
+        print("check_browser: pages missing from the build: " + ", ".join(missing),
+              file=sys.stderr)
+        return 1
+    failed = 0
+    for src, page in pages:
+        rel = page.relative_to(html_dir)
+        try:
+            report = inspect(browser, page)
+        except (RuntimeError, subprocess.TimeoutExpired) as err:
+            print(f"FAIL {rel}: {err}")
+            failed += 1
+            continue
+        found = problems(report, has_math(src.read_text(encoding="utf-8")))
+        status = "FAIL" if found else "ok  "
+        print(f"{status} {rel}: {report['math']} math elements, {report['images']} images")
+        for p in found:
+            print(f"     - {p}")
+        failed += bool(found)
+    if failed:
+        print(f"check_browser: {failed} of {len(pages)} page(s) failed", file=sys.stderr)
+        return 1
+    print(f"check_browser: {len(pages)} page(s) render their math and every image in "
+          f"{Path(browser).name}, offline")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
