@@ -120,9 +120,11 @@ def to_ipynb(outdir: Path) -> list[Path]:
 
 
 def lesson_chapters() -> list[Path]:
-    """Chapters that get a Colab copy: every code chapter except the appendix (whose
-    Performance page reads the repository's recorded benchmark JSON, absent in a pip install)."""
-    return [p for p in chapters() if "appendix" not in p.relative_to(ROOT).parts]
+    """Chapters that get a Colab copy: every code chapter except the intro page (its profile
+    table reads the chapters' sources) and the appendix (whose Performance page reads the
+    repository's recorded benchmark JSON, absent in a pip install)."""
+    root = toc_files()[0]
+    return [p for p in chapters() if p != root and "appendix" not in p.relative_to(ROOT).parts]
 
 
 def colab_notebook(chapter: Path) -> dict:
