@@ -1,13 +1,17 @@
 """The wheel, installed like a user and like Colab does, from outside the repository.
 
 Marked ``install`` (``make install-check``; ``-m "not install"`` deselects it). One fresh venv
-per session, holding what Colab has before the notebook's first cell runs: the same torch build
-as this environment (pip takes it from its cache or local wheel folder) and ``ipykernel``. Then:
+per session (``python -m venv``), holding what Colab has before the notebook's first cell runs:
+pip, torch, ipykernel and the usual scientific stack (numpy, scipy, pandas, matplotlib,
+scikit-learn, tqdm, safetensors), with their dependencies. Like Colab's system site-packages they
+sit outside the venv, on a path entry: a folder of links to this environment's installed copies
+(reinstalling torch would cost minutes and test nothing of ours). invlatent's own stack (e3nn,
+torch-geometric, rdkit, qm9pack, mlxtend, ...) is *not* there. Then:
 
 * the wheel is built from this checkout (``pip wheel --no-deps``);
 * a stand-in ``google/colab/__init__.py`` is put on the venv's path, so the notebooks' install
   cell believes it runs in Colab; ``INVLATENT_PIP_SOURCE`` points it at the built wheel and the cell
-  itself installs invlatent and its dependencies (from the package index, or pip's cache);
+  itself installs invlatent and its missing dependencies into the venv (from the package index);
 * ``notebooks/01_ambiguity.ipynb`` and ``notebooks/04_rotated_mnist.ipynb`` (which loads shipped
   weights) run with nbclient at the smoke profile, in a temporary folder, with no ``PYTHONPATH``;
 * a plain ``python -c "import invlatent; ..."`` checks version, weights and that import uses no network.
@@ -59,23 +63,66 @@ def wheel(tmp_path_factory) -> Path:
     return whl
 
 
+#: What a Colab runtime has before the notebook's first cell (its system site-packages hold these
+#: and much more): taken from this environment, with everything they depend on.
+COLAB_PREINSTALLED = ("pip", "torch", "numpy", "scipy", "pandas", "matplotlib", "scikit-learn", "tqdm",
+                      "safetensors", "ipykernel")
+
+
+def _closure(names) -> list:
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from packaging.requirements import Requirement
+
+    seen, todo, dists = set(), list(names), []
+    while todo:
+        name = todo.pop().lower().replace("_", "-")
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            dist = distribution(name)
+        except PackageNotFoundError:
+            continue
+        dists.append(dist)
+        for req in dist.requires or []:
+            r = Requirement(req)
+            if r.marker is None or r.marker.evaluate({"extra": ""}):
+                todo.append(r.name)
+    return dists
+
+
 @pytest.fixture(scope="session")
 def colab_venv(tmp_path_factory):
-    """A fresh venv as Colab has it before the first cell: torch (this build) and ipykernel."""
+    """A fresh venv as Colab has it before the first cell: torch (this very build), pip, ipykernel
+    and the usual scientific stack, visible through a path entry (like Colab's system
+    site-packages) that links to this environment's copies; nothing of invlatent's own stack."""
+    import sysconfig
+
     import torch
 
     base = tmp_path_factory.mktemp("colab")
-    venv = base / "venv"
+    venv, preinstalled = base / "venv", base / "preinstalled"
     py = venv / "bin" / "python"
     env = _clean_env()
-    _, TIMINGS["venv"] = _run([sys.executable, "-m", "venv", venv], env=env)
-    _, TIMINGS["torch + ipykernel"] = _run(
-        [py, "-m", "pip", "install", "-q", f"torch=={torch.__version__}", "ipykernel"], env=env)
+    _, TIMINGS["venv"] = _run([sys.executable, "-m", "venv", "--without-pip", venv], env=env)
+    here = Path(sysconfig.get_paths()["purelib"])
+    preinstalled.mkdir()
+    t0 = time.perf_counter()
+    for dist in _closure(COLAB_PREINSTALLED):
+        assert dist.metadata["Name"].lower() not in ("invlatent", "e3nn", "torch-geometric", "rdkit")
+        tops = {Path(str(f)).parts[0] for f in dist.files or [] if not str(f).startswith("..")}
+        for top in tops - {"__pycache__"}:
+            if (here / top).exists() and not (preinstalled / top).exists():
+                (preinstalled / top).symlink_to(here / top)
+    TIMINGS["link preinstalled"] = time.perf_counter() - t0
     site = Path(_run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], env=env)[0].stdout.strip())
     stub = base / "colab-stub"
     (stub / "google" / "colab").mkdir(parents=True)
     (stub / "google" / "colab" / "__init__.py").write_text('"""Stand-in for Colab\'s google.colab (tests only)."""\n')
-    (site / "colab_stub.pth").write_text(f"{stub}\n")
+    (site / "colab_runtime.pth").write_text(f"{preinstalled}\n{stub}\n")
+    probe = subprocess.run([py, "-c", "import invlatent"], capture_output=True, text=True, env=env, cwd=base)
+    assert probe.returncode != 0, "invlatent is importable in the fresh venv before any install"
     _run([py, "-m", "ipykernel", "install", "--prefix", venv, "--name", "colab-like"], env=env)
     return {"python": py, "site": site.resolve(), "torch": torch.__version__,
             "jupyter_path": venv / "share" / "jupyter", "base": base}
@@ -101,6 +148,7 @@ def _execute(notebook: Path, colab_venv, wheel, probe: str, tmp_path, cache: Pat
         t0 = time.perf_counter()
         client.execute(cwd=str(work))
         TIMINGS[notebook.name] = time.perf_counter() - t0
+        TIMINGS[f"{notebook.name}: install cell"] = _cell_seconds(next(c for c in nb.cells if c.cell_type == "code"))
         print(f"\ninstall timings so far (s): {json.dumps({k: round(v, 1) for k, v in TIMINGS.items()})}")
     finally:
         os.environ.clear()
@@ -108,6 +156,14 @@ def _execute(notebook: Path, colab_venv, wheel, probe: str, tmp_path, cache: Pat
     outputs = ["".join(o.get("text", "") for o in c.get("outputs", []) if o.get("output_type") == "stream")
                for c in nb.cells if c.cell_type == "code"]
     return outputs
+
+
+def _cell_seconds(cell) -> float:
+    from datetime import datetime
+
+    ex = cell.metadata.get("execution", {})
+    t = [datetime.fromisoformat(ex[k].rstrip("Z")) for k in ("iopub.execute_input", "shell.execute_reply")]
+    return (t[1] - t[0]).total_seconds()
 
 
 PROBE = """\
