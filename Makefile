@@ -67,7 +67,8 @@ dist: $(STAMP)
 	rm -rf dist
 	$(BIN)/python -m build --outdir dist .
 	$(BIN)/python -m twine check --strict dist/*
-	ls -l dist
+	$(BIN)/python -c "import glob, os, sys; w = glob.glob('dist/*.whl')[0]; n = os.path.getsize(w); \
+	  print(w, n, 'bytes'); sys.exit(f'{w} is over 25 MB' if n > 25 * 2**20 else 0)"
 
 # Benchmarks of every fast path against its reference (JSON into benchmarks/results/).
 bench: $(STAMP)
