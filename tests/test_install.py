@@ -106,15 +106,16 @@ def colab_venv(tmp_path_factory):
     py = venv / "bin" / "python"
     env = _clean_env()
     _, TIMINGS["venv"] = _run([sys.executable, "-m", "venv", "--without-pip", venv], env=env)
-    here = Path(sysconfig.get_paths()["purelib"])
+    here = {Path(sysconfig.get_paths()[k]) for k in ("purelib", "platlib")}
     preinstalled.mkdir()
     t0 = time.perf_counter()
     for dist in _closure(COLAB_PREINSTALLED):
         assert dist.metadata["Name"].lower() not in ("invlatent", "e3nn", "torch-geometric", "rdkit")
         tops = {Path(str(f)).parts[0] for f in dist.files or [] if not str(f).startswith("..")}
         for top in tops - {"__pycache__"}:
-            if (here / top).exists() and not (preinstalled / top).exists():
-                (preinstalled / top).symlink_to(here / top)
+            for folder in here:
+                if (folder / top).exists() and not (preinstalled / top).exists():
+                    (preinstalled / top).symlink_to(folder / top)
     TIMINGS["link preinstalled"] = time.perf_counter() - t0
     site = Path(_run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], env=env)[0].stdout.strip())
     stub = base / "colab-stub"

@@ -59,9 +59,10 @@ else:
         print(f"installed invlatent {{version('invlatent')}} from {{source}}; torch {{now}} ({{kept}})")
     else:
         print("\\n".join(pip.stderr.strip().splitlines()[-5:]))
-        print(f"Could not install invlatent from {{source!r}} (pip exit code {{pip.returncode}}).\\n"
-              "To go on: upload a wheel built with `make dist` (or clone the source), set\\n"
-              "os.environ['INVLATENT_PIP_SOURCE'] to its path (or to a VCS URL) and run this cell again.")'''
+        print(f"Could not install invlatent from {{source!r}} (pip exit code {{pip.returncode}}; its last lines are above).\\n"
+              "If that version is not on the package index (yet), install from elsewhere: upload a wheel built\\n"
+              "with `make dist` (or a copy of the source), set os.environ['INVLATENT_PIP_SOURCE'] to its path\\n"
+              "(or to a VCS URL of a repository you host) and run this cell again.")'''
 
 
 def toc_files() -> list[Path]:
