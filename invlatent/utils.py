@@ -131,8 +131,10 @@ class TimeLimit:
     def __init__(self, limit: float | None, what: str = "training") -> None:
         import time
 
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit < 0):
-            raise ValueError(f"limit must be a non-negative number of seconds or None, got {limit!r}")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))):
+            raise TypeError(f"limit must be a number of seconds or None, got {type(limit).__name__}")
+        if limit is not None and not limit >= 0:
+            raise ValueError(f"limit must be a non-negative number of seconds, got {limit!r}")
         self.limit = limit
         self.what = what
         self._clock = time.perf_counter
