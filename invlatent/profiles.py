@@ -10,6 +10,9 @@ When the variable is unset the profile is ``gpu`` if CUDA is available and ``cpu
 otherwise. Read it only through :func:`get_profile` (and :func:`by_profile`), so that
 every chapter and benchmark agrees.
 
+What each profile runs, chapter by chapter, is :func:`profile_table`: every ``by_profile`` call
+of the chapters, read from their source (the book's intro page shows it, built from the code).
+
 Example
 -------
 >>> import os
