@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.invlatent-installed
 NBDIR  := build/nbval
 JB     := $(BIN)/jupyter-book
 
-.PHONY: book test unit prose code-width nbval book-check browser colab bench install clean
+.PHONY: book test unit prose code-width nbval book-check browser install-check colab dist bench install clean
 
 # --- environment -------------------------------------------------------------------------
 # torch first: on a machine without CUDA, torch==2.13.0 (here: the CPU wheel on disk),
@@ -34,10 +34,15 @@ book: $(STAMP)
 
 # --- every test ----------------------------------------------------------------------------
 test: $(STAMP)
-	$(MAKE) --no-print-directory unit prose code-width nbval book-check browser
+	$(MAKE) --no-print-directory unit prose code-width nbval book-check browser install-check
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -q tests invlatent
+	$(BIN)/python -m pytest -q -m "not install" tests invlatent
+
+# The wheel in a fresh venv, used like a pip user and like Colab (tests marked `install`:
+# build the wheel, install it, run two Colab notebooks from outside the repository; ~3 min).
+install-check: $(STAMP)
+	$(BIN)/python -m pytest -q -m install tests
 
 # Every number in chapter prose comes from a cell (myst-nb glue), never typed by hand.
 prose: $(STAMP)
@@ -76,9 +81,18 @@ browser: $(STAMP)
 colab: $(STAMP)
 	$(BIN)/python tools/chapters.py colab notebooks
 
+# A release: sdist and wheel into dist/, checked by twine (uploading is a separate, manual step).
+dist: $(STAMP)
+	$(BIN)/python -m pip install -q "build>=1.2" "twine>=5"
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/python -m twine check --strict dist/*
+	$(BIN)/python -c "import glob, os, sys; w = glob.glob('dist/*.whl')[0]; n = os.path.getsize(w); \
+	  print(w, n, 'bytes'); sys.exit(f'{w} is over 25 MB' if n > 25 * 2**20 else 0)"
+
 # Benchmarks of every fast path against its reference (JSON into benchmarks/results/).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf _build build
+	rm -rf _build build dist

@@ -1,8 +1,12 @@
 """Checkpoints as safetensors, with metadata and checksums; train-or-load.
 
 Weights are never unpickled: :func:`save_checkpoint` writes a ``.safetensors`` file
-(tensors plus string metadata) and :func:`load_checkpoint` reads it back. A checkpoint
-shipped in the repository is verified against its SHA-256 before it is trusted.
+(tensors plus string metadata) and :func:`load_checkpoint` reads it back.
+
+Weights shipped with the package are package data in ``invlatent/weights/`` (found with
+:mod:`importlib.resources`, so an editable install, a wheel and a Colab install find the same
+files); each one is verified against the SHA-256 recorded in ``weights/SHA256SUMS`` before it
+is trusted (:func:`verify_shipped_weights` checks them all).
 
 Example
 -------
@@ -18,6 +22,7 @@ Example
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import os
 from pathlib import Path
@@ -28,10 +33,39 @@ from safetensors.torch import load_file, save_file
 
 from .utils import sha256_file
 
-__all__ = ["save_checkpoint", "load_checkpoint", "train_or_load", "recorded_sha256", "CHECKPOINT_DIR"]
+__all__ = [
+    "save_checkpoint",
+    "load_checkpoint",
+    "train_or_load",
+    "recorded_sha256",
+    "shipped_weight_names",
+    "verify_shipped_weights",
+    "WEIGHTS_DIR",
+    "CHECKPOINT_DIR",
+]
 
-#: Folder of checkpoints shipped with the repository (trained at the gpu profile).
-CHECKPOINT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
+#: Largest shipped weight file, in bytes (the wheel must stay small).
+MAX_SHIPPED_BYTES = 5 * 2**20
+
+
+def _weights_dir() -> Path:
+    # importlib.resources finds package data wherever the package was installed from
+    # (source tree, editable install, wheel in site-packages); safetensors needs real files.
+    res = importlib.resources.files("invlatent") / "weights"
+    path = Path(str(res))
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"invlatent's shipped weights are not a folder on disk ({res!r}); "
+            "install invlatent as files (pip install, not a zipped import)"
+        )
+    return path
+
+
+#: Folder of the weights shipped inside the package (``invlatent/weights``, package data).
+#: Which profile each file was trained at is in its name and in ``weights/README.md``.
+WEIGHTS_DIR = _weights_dir()
+#: Former name of :data:`WEIGHTS_DIR`, kept so existing code keeps working.
+CHECKPOINT_DIR = WEIGHTS_DIR
 
 
 def save_checkpoint(
@@ -124,6 +158,69 @@ def recorded_sha256(path: str | os.PathLike) -> str:
                 return parts[0]
     raise ValueError(f"shipped checkpoint {path} has no checksum recorded in {sums}; "
                      f"add one with: sha256sum {path.name} >> SHA256SUMS")
+
+
+def shipped_weight_names(folder: str | os.PathLike | None = None) -> list[str]:
+    """Names of the weight files recorded in ``SHA256SUMS`` of ``folder`` (default :data:`WEIGHTS_DIR`)."""
+    folder = Path(folder) if folder is not None else WEIGHTS_DIR
+    sums = folder / "SHA256SUMS"
+    if not sums.is_file():
+        return []
+    names = []
+    for line in sums.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            names.append(parts[1].lstrip("*"))
+    return names
+
+
+def verify_shipped_weights(folder: str | os.PathLike | None = None) -> dict[str, str]:
+    """Check every shipped weight file; return ``{name: sha256}``.
+
+    Each file in ``folder`` (default :data:`WEIGHTS_DIR`) other than ``SHA256SUMS`` and
+    ``README.md`` must be a ``.safetensors`` file listed in ``SHA256SUMS``, match its recorded
+    SHA-256, be at most :data:`MAX_SHIPPED_BYTES` and hold model tensors only (keys
+    ``model.*``, no optimizer state); every listed file must exist. Reads files only (no
+    network). Raises ``ValueError`` naming the first file that fails.
+
+    Example
+    -------
+    >>> sums = verify_shipped_weights()
+    >>> all(len(h) == 64 for h in sums.values())
+    True
+    """
+    from safetensors import safe_open
+
+    folder = Path(folder) if folder is not None else WEIGHTS_DIR
+    listed = shipped_weight_names(folder)
+    present = sorted(p.name for p in folder.iterdir()
+                     if p.is_file() and p.name not in ("SHA256SUMS", "README.md") and not p.name.startswith("."))
+    for name in present:
+        if not name.endswith(".safetensors"):
+            raise ValueError(f"{folder / name}: only .safetensors files may be shipped in {folder}")
+        if name not in listed:
+            raise ValueError(f"{folder / name} is not listed in {folder / 'SHA256SUMS'}; "
+                             f"add it with: sha256sum {name} >> SHA256SUMS")
+    out = {}
+    for name in listed:
+        path = folder / name
+        if not path.is_file():
+            raise ValueError(f"{folder / 'SHA256SUMS'} lists {name}, which does not exist")
+        size = path.stat().st_size
+        if size > MAX_SHIPPED_BYTES:
+            raise ValueError(f"{path} has {size} bytes, more than the {MAX_SHIPPED_BYTES} allowed")
+        got = sha256_file(path)
+        if got != recorded_sha256(path):
+            raise ValueError(f"{path} has SHA-256 {got}, not the one recorded in SHA256SUMS")
+        with safe_open(str(path), framework="pt") as fh:
+            keys = list(fh.keys())
+            meta = dict(fh.metadata() or {})
+        bad = [k for k in keys if not k.startswith("model.")]
+        if bad or "__optimizer__" in meta or not keys:
+            raise ValueError(f"{path} must hold model tensors only (keys 'model.*', no optimizer state); "
+                             f"found {bad[:3] or 'no tensors'}")
+        out[name] = got
+    return out
 
 
 def train_or_load(

@@ -28,6 +28,7 @@ __all__ = [
     "cache_dir",
     "sha256_file",
     "glue",
+    "TimeLimit",
 ]
 
 _T = TypeVar("_T")
@@ -205,3 +206,61 @@ def glue(name: str, value):
     _myst_glue(name, plain, display=False)
     return value
 
+class TimeLimit:
+    """A training time cap that says so when it stops a run early.
+
+    Call :meth:`expired` after each epoch; when it returns ``True`` the loop breaks, and
+    :meth:`report` (called once, after the loop, with the epochs done and planned) prints one
+    line when the cap cut the run short, so a chapter never shows a shortened run silently.
+    ``limit=None`` means no cap.
+
+    Parameters
+    ----------
+    limit : float or None
+        Seconds of wall-clock time allowed (measured from construction).
+    what : str
+        Name of the run, for the message (e.g. ``"graph VAE (c=1)"``).
+
+    Example
+    -------
+    >>> cap = TimeLimit(0.0, "toy model")
+    >>> cap.expired()
+    True
+    >>> cap.report(done=3, planned=60)  # doctest: +ELLIPSIS
+    WARNING: toy model stopped by its time limit of 0 s after 3 of 60 epochs (... s); ...
+    'toy model stopped by its time limit of 0 s after 3 of 60 epochs ...'
+    >>> TimeLimit(None, "uncapped").report(done=60, planned=60) is None
+    True
+    """
+
+    def __init__(self, limit: float | None, what: str = "training") -> None:
+        import time
+
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float))):
+            raise TypeError(f"limit must be a number of seconds or None, got {type(limit).__name__}")
+        if limit is not None and not limit >= 0:
+            raise ValueError(f"limit must be a non-negative number of seconds, got {limit!r}")
+        self.limit = limit
+        self.what = what
+        self._clock = time.perf_counter
+        self.t0 = self._clock()
+        self.hit = False
+
+    def elapsed(self) -> float:
+        """Seconds since the cap was created."""
+        return self._clock() - self.t0
+
+    def expired(self) -> bool:
+        """``True`` (and remembered) once more than ``limit`` seconds have passed."""
+        if self.limit is not None and self.elapsed() > self.limit:
+            self.hit = True
+        return self.hit
+
+    def report(self, done: int, planned: int) -> str | None:
+        """Print and return one warning line if the cap stopped the run before ``planned`` epochs."""
+        if not (self.hit and done < planned):
+            return None
+        msg = (f"{self.what} stopped by its time limit of {self.limit:g} s after {done} of {planned} epochs "
+               f"({self.elapsed():.0f} s); the results below come from this shorter run")
+        print(f"WARNING: {msg}", flush=True)
+        return msg

@@ -93,7 +93,7 @@ def test_shipped_checkpoints_are_verified_against_sha256sums(tmp_path, monkeypat
         train_or_load("w", _model(), never, shipped=path)
 
 
-def test_repository_checkpoints_match_their_recorded_sums():
+def test_shipped_weights_match_their_recorded_sums():
     from invlatent.io import CHECKPOINT_DIR, recorded_sha256
 
     files = sorted(CHECKPOINT_DIR.glob("*.safetensors"))

