@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import check_tensor
+from .._validation import check_tensor, describe
 from ..utils import progress, seeded_generator
 from .maron import EdgeToEdge, EdgeToNode, MaskedInstanceNorm, NodeToEdge, NodeToNode
 
@@ -112,7 +112,7 @@ class GraphVAE(nn.Module):
         for name, v in dict(latent_channels=latent_channels, hidden=hidden, depth=depth,
                             decoder_depth=decoder_depth).items():
             if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a positive int, got {v!r}")
+                raise ValueError(f"{name} must be a positive int, got {describe(v)}")
         self.config = dict(latent_channels=latent_channels, hidden=hidden, depth=depth,
                            decoder_depth=decoder_depth, n_atom_types=n_atom_types, n_bond_types=n_bond_types)
         H, c = hidden, latent_channels
@@ -349,7 +349,7 @@ def train_graph_vae(
     from ..io import load_checkpoint, save_checkpoint
 
     if schedule not in ("constant", "cosine"):
-        raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
+        raise ValueError(f"schedule must be 'constant' or 'cosine', got {describe(schedule)}")
     x, adj, mask = data["x"], data["adj"], data["mask"]
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
