@@ -32,6 +32,8 @@ def _rel(a, b):
 def test_filter_rotation_matrices(N, k):
     M = filter_rotation_matrices(N, k)
     assert M.shape == (N, k * k, k * k)
+    # exact equality is guaranteed below: identity and permutation matrices; each output of
+    # M[q] @ psi is one product by 1.0 plus exact zeros, whatever the summation order
     assert torch.equal(M[0], torch.eye(k * k, dtype=M.dtype))
     psi = torch.randn(k, k, dtype=torch.float64)
     # quarter turns are exact permutations made with rot90
