@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.invlatent-installed
 NBDIR  := build/nbval
 JB     := $(BIN)/jupyter-book
 
-.PHONY: book test unit prose code-width nbval book-check browser install-check colab dist bench install clean
+.PHONY: book test unit prose code-width nbval book-check browser install-check portability colab dist bench install clean
 
 # --- environment -------------------------------------------------------------------------
 # torch first: on a machine without CUDA, torch==2.13.0 (here: the CPU wheel on disk),
@@ -58,6 +58,21 @@ nbval: $(STAMP)
 	$(BIN)/python tools/chapters.py to-ipynb $(NBDIR)
 	INVLATENT_PROFILE=smoke MPLBACKEND=Agg $(BIN)/python -m pytest -q -p no:cacheprovider \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=600 $(NBDIR)
+
+# Other CPUs on this one (not part of `make test`): PyTorch picks its kernels by
+# ATEN_CPU_CAPABILITY and the thread count, so run the unit suite and nbval under the generic
+# and the AVX2 kernels, each with 1 and 2 threads. All four combinations must pass.
+portability: $(STAMP)
+	failed=""
+	for cap in default avx2; do
+	  for threads in 1 2; do
+	    echo "== portability: ATEN_CPU_CAPABILITY=$$cap OMP_NUM_THREADS=$$threads"
+	    ATEN_CPU_CAPABILITY=$$cap OMP_NUM_THREADS=$$threads $(MAKE) --no-print-directory unit nbval \
+	      || failed="$$failed $$cap/$$threads"
+	  done
+	done
+	if [ -n "$$failed" ]; then echo "portability FAILED for:$$failed"; exit 1; fi
+	echo "portability: all four combinations passed"
 
 # The book at the smoke profile with warnings as errors (separate output folder).
 book-check: $(STAMP)

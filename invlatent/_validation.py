@@ -11,11 +11,45 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["check_tensor", "check_same_shape", "check_mask", "check_positive_int", "all_finite"]
+__all__ = ["check_tensor", "check_same_shape", "check_mask", "check_positive_int", "all_finite", "describe"]
 
 
 def _fmt_shape(shape: Sequence) -> str:
     return "(" + ", ".join(str(s) for s in shape) + ")"
+
+
+def describe(x, limit: int = 60) -> str:
+    """A short description of ``x`` for an error message: never the ``repr`` of a large object.
+
+    Numbers, ``None`` and short strings are shown as their ``repr``; tensors and arrays by type,
+    shape and dtype; anything else by its type name, with its length when it has one (a data set
+    of 130k molecules is "QM9Dataset of length 130831", not every SMILES it holds).
+
+    Example
+    -------
+    >>> import torch
+    >>> describe(3), describe(torch.zeros(2, 5))
+    ('3', 'Tensor of shape (2, 5), dtype torch.float32')
+    >>> describe(list(range(10**6)))
+    'list of length 1000000'
+    """
+    if x is None or isinstance(x, (bool, int, float, complex)):
+        return repr(x)
+    if isinstance(x, str):
+        return repr(x) if len(x) <= limit else f"str of length {len(x)}"
+    shape = getattr(x, "shape", None)
+    if isinstance(shape, tuple) or isinstance(x, torch.Tensor):
+        dtype = getattr(x, "dtype", None)
+        return f"{type(x).__name__} of shape {_fmt_shape(shape)}" + (f", dtype {dtype}" if dtype is not None else "")
+    if isinstance(x, (tuple, list)) and len(x) <= 8 and all(
+            v is None or isinstance(v, (bool, int, float, str)) for v in x):
+        r = repr(x)
+        if len(r) <= limit:
+            return r
+    try:
+        return f"{type(x).__name__} of length {len(x)}"
+    except Exception:  # no len(): the type name is all that is safe to print
+        return type(x).__name__
 
 
 def check_tensor(

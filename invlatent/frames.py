@@ -50,7 +50,7 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from ._validation import check_mask, check_tensor
+from ._validation import check_mask, check_tensor, describe
 
 __all__ = [
     "pca_frame",
@@ -73,7 +73,7 @@ def _irreps(irreps):
     try:
         return o3.Irreps(irreps)
     except Exception as exc:
-        raise ValueError(f"irreps must be an e3nn Irreps (or its string), got {irreps!r}: {exc}") from None
+        raise ValueError(f"irreps must be an e3nn Irreps (or its string), got {describe(irreps)}: {exc}") from None
 
 
 def _check_latent(z, irreps, name="z"):

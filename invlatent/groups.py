@@ -39,7 +39,7 @@ from typing import Sequence
 
 import torch
 
-from ._validation import check_mask, check_positive_int, check_tensor
+from ._validation import check_mask, check_positive_int, check_tensor, describe
 
 __all__ = [
     "Permutation",
@@ -496,7 +496,7 @@ class SO3:
         try:
             self.irreps = o3.Irreps(irreps)
         except Exception as exc:  # e3nn raises several kinds
-            raise ValueError(f"irreps must be an e3nn Irreps (or its string), got {irreps!r}: {exc}") from None
+            raise ValueError(f"irreps must be an e3nn Irreps (or its string), got {describe(irreps)}: {exc}") from None
         if self.irreps.dim == 0:
             raise ValueError("irreps must have positive dimension, got an empty Irreps")
 

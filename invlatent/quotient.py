@@ -39,7 +39,7 @@ from functools import lru_cache
 import numpy as np
 import torch
 
-from ._validation import check_same_shape, check_tensor
+from ._validation import check_same_shape, check_tensor, describe
 from .groups import O3, SO3, Cyclic, Permutation, check_group
 
 __all__ = [
@@ -120,7 +120,7 @@ def batched_assignment(cost: torch.Tensor, method: str = "auto") -> tuple[torch.
     if n != m:
         raise ValueError(f"cost must be square, shape (B, n, n), got {tuple(cost.shape)}")
     if method not in ("auto", "dp", "scipy"):
-        raise ValueError(f"method must be 'auto', 'dp' or 'scipy', got {method!r}")
+        raise ValueError(f"method must be 'auto', 'dp' or 'scipy', got {describe(method)}")
     if method == "dp" and n > MAX_EXACT_DP_NODES:
         raise ValueError(f"method='dp' needs n <= {MAX_EXACT_DP_NODES} (2^n states), got n={n}; use 'scipy'")
     if method == "scipy" or (method == "auto" and (n > MAX_EXACT_DP_NODES or cost.device.type == "cpu")):
@@ -193,7 +193,7 @@ def assignment_value(cost: torch.Tensor, *, chunk_size: int | None = None) -> to
     if chunk_size is None:
         chunk_size = 512 if cost.device.type == "cpu" else 1 << 16
     if not isinstance(chunk_size, int) or chunk_size <= 0:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+        raise ValueError(f"chunk_size must be a positive int, got {describe(chunk_size)}")
     tables = [(mk.to(cost.device), pr.to(cost.device), co.to(cost.device)) for mk, pr, co in _dp_tables(n)]
     out = []
     for start in range(0, B, chunk_size):
@@ -435,7 +435,7 @@ def pairwise_quotient_distance(Z1: torch.Tensor, Z2: torch.Tensor | None, group,
     if Z1.dtype != Z2.dtype:
         raise TypeError(f"Z1 and Z2 must have the same dtype, got {Z1.dtype} and {Z2.dtype}")
     if not isinstance(chunk_size, int) or chunk_size <= 0:
-        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+        raise ValueError(f"chunk_size must be a positive int, got {describe(chunk_size)}")
     N1, N2 = Z1.shape[0], Z2.shape[0]
     if isinstance(group, Permutation) and Z1.shape[-1] == 1:
         s1 = Z1.sort(dim=1).values.flatten(1)
@@ -499,6 +499,6 @@ def aligned_interpolation(z1: torch.Tensor, z2: torch.Tensor, group, t) -> torch
         return (1 - t) * z1 + t * aligned
     tt = torch.as_tensor(t, dtype=z1.dtype, device=z1.device) if not isinstance(t, torch.Tensor) else t
     if not tt.is_floating_point() or tt.dim() != 1 or tt.numel() == 0:
-        raise ValueError(f"t must be a float or a non-empty 1-D float tensor/sequence, got {t!r}")
+        raise ValueError(f"t must be a float or a non-empty 1-D float tensor/sequence, got {describe(t)}")
     tt = tt.to(dtype=z1.dtype, device=z1.device).view(1, -1, *([1] * (z1.dim() - 1)))
     return (1 - tt) * z1.unsqueeze(1) + tt * aligned.unsqueeze(1)

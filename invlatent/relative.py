@@ -34,7 +34,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._validation import check_tensor
+from ._validation import check_tensor, describe
 from .frames import _check_latent, _irreps, _sign, _vectors
 
 __all__ = ["relative_projection", "RelativeProjection", "gram_mds", "gram_mds_projection", "GramMDSProjection"]
@@ -112,7 +112,7 @@ def gram_mds(vectors: torch.Tensor, dim: int = 3) -> torch.Tensor:
     """
     check_tensor(vectors, "vectors", ndim=3, expected="(B, m, d)")
     if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= vectors.shape[1]:
-        raise ValueError(f"dim must be an int between 1 and m={vectors.shape[1]}, got {dim!r}")
+        raise ValueError(f"dim must be an int between 1 and m={vectors.shape[1]}, got {describe(dim)}")
     G = vectors @ vectors.transpose(1, 2)  # (B, m, m), O(d)-invariant
     lam, U = torch.linalg.eigh(G)
     lam, U = lam.flip(-1)[:, :dim], U.flip(-1)[:, :, :dim]

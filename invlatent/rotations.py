@@ -39,7 +39,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ._validation import check_tensor
+from ._validation import check_tensor, describe
 
 __all__ = ["rot90", "rotate", "disc_mask", "random_angles", "ImageRotation"]
 
@@ -191,7 +191,7 @@ def disc_mask(
     [[0, 1, 1, 0], [1, 1, 1, 1], [1, 1, 1, 1], [0, 1, 1, 0]]
     """
     if not isinstance(size, int) or isinstance(size, bool) or size <= 0:
-        raise ValueError(f"size must be a positive int, got {size!r}")
+        raise ValueError(f"size must be a positive int, got {describe(size)}")
     r = size / 2 if radius is None else float(radius)
     c = torch.arange(size, device=device, dtype=torch.float64) - (size - 1) / 2
     d2 = c[:, None] ** 2 + c[None, :] ** 2
@@ -209,7 +209,7 @@ def random_angles(B: int, *, generator: torch.Generator | None = None, device=No
     (torch.Size([3]), True)
     """
     if not isinstance(B, int) or isinstance(B, bool) or B < 0:
-        raise ValueError(f"B must be a non-negative int, got {B!r}")
+        raise ValueError(f"B must be a non-negative int, got {describe(B)}")
     return (torch.rand(B, generator=generator, dtype=torch.float64) * 360.0).to(device=device, dtype=dtype)
 
 
@@ -242,7 +242,7 @@ class ImageRotation:
 
     def __init__(self, N: int):
         if not isinstance(N, int) or isinstance(N, bool) or N <= 0:
-            raise ValueError(f"N must be a positive int, got {N!r}")
+            raise ValueError(f"N must be a positive int, got {describe(N)}")
         self.N = N
 
     def check_latent(self, x, name: str = "x") -> torch.Tensor:

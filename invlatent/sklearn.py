@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from ._validation import describe
 from .groups import check_group
 
 __all__ = ["InvariantProjector"]
@@ -92,7 +93,7 @@ class InvariantProjector(TransformerMixin, BaseEstimator):
 
         check_group(self.group)
         if self.method not in _METHODS:
-            raise ValueError(f"method must be one of {', '.join(_METHODS)}, got {self.method!r}")
+            raise ValueError(f"method must be one of {', '.join(_METHODS)}, got {describe(self.method)}")
         X = self._as_tensor(X)
         self.group.check_latent(X, "X")
         builders = {

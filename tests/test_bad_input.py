@@ -93,3 +93,39 @@ def test_no_silent_broadcast_of_a_single_latent():
         quotient_distance(z[0], z[0], P)
     with pytest.raises(ValueError):
         quotient_distance(z[:1], z, P)
+
+
+def test_qm9_split_of_a_data_set_gives_a_short_message():
+    """The easy mistake qm9_split(load_qm9()) once raised a 2.5 MB message (every SMILES).
+
+    The first 400 molecules (cached by the other QM9 tests; the full set takes ~30 s to load) go
+    through the same code path; the old message for them was 10 kB.
+    """
+    from invlatent.data.qm9 import load_qm9, qm9_split
+
+    ds = load_qm9(limit=400)
+    with pytest.raises(TypeError) as info:
+        qm9_split(ds)
+    msg = str(info.value)
+    assert len(msg) < 300, msg[:500]
+    assert "n must be" in msg and type(ds).__name__ in msg and str(len(ds)) in msg and "len(dataset)" in msg
+
+
+BIG = torch.randn(1000, 1000)  # its repr alone is ~1 kB; its values must never reach a message
+
+
+@pytest.mark.parametrize(
+    "thunk",
+    [
+        lambda: aligned_interpolation(z, z, P, BIG),
+        lambda: InvariantProjector(P, (5, 2), method=BIG).fit(z.flatten(1).numpy()),
+        lambda: pairwise_quotient_distance(z, None, P, chunk_size=BIG),
+        lambda: MaxFilter(P, BIG, 4),
+        lambda: __import__("invlatent.data.qm9").data.qm9.qm9_split(BIG),
+    ],
+)
+def test_messages_describe_large_arguments_by_type_and_shape(thunk):
+    with pytest.raises((TypeError, ValueError)) as info:
+        thunk()
+    msg = str(info.value)
+    assert len(msg) < 300 and "(1000, 1000)" in msg and "Tensor" in msg, msg[:500]

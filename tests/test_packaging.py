@@ -66,11 +66,14 @@ def test_readme_starts_with_the_two_commands_and_ci_calls_the_test_one():
     assert re.search(r"^\s*(exec\s+)?make test\s*$", ci, flags=re.M), ".ci/run must call the README's test command"
     make = (ROOT / "Makefile").read_text()
     for target in ("book:", "test:", "unit:", "nbval:", "book-check:", "prose:", "code-width:",
-                   "browser:"):
+                   "browser:", "portability:"):
         assert target in make
     test_line = re.search(r"^test:.*\n\t(.*)$", make, flags=re.M).group(1)
     for target in ("unit", "prose", "code-width", "nbval", "book-check", "browser"):
         assert f" {target}" in test_line, f"make test does not run {target}"
+    # the four-combination portability run is separate: `make test` must not grow by four suites
+    test_recipe = re.search(r"^test:.*\n(?:\t.*\n)*", make, flags=re.M).group(0)
+    assert "portability" not in test_recipe and "ATEN_CPU_CAPABILITY=$$cap" in make
     assert "torch==2.13.0" in make and "nvidia-smi" in make
 
 

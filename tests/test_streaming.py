@@ -48,11 +48,18 @@ def test_bad_input(call, exc, match):
         call()
 
 
-def test_max_filter_internal_chunking_is_exact(monkeypatch):
+def test_max_filter_internal_chunking_matches_whole(monkeypatch):
     import invlatent.projections.maxfilter as mfmod
 
     z = torch.randn(300, 4, 8, generator=torch.Generator().manual_seed(3))
     mf = invlatent.MaxFilter(invlatent.Cyclic(8), (4, 8), n_templates=32, seed=0)
     whole = mf(z)
     monkeypatch.setattr(mfmod, "_MAX_INTERMEDIATE", 32 * 8 * 7)  # 7 latents per block
-    assert torch.equal(mf(z), whole)
+    blocked = mf(z)
+    # Not bit-equal: BLAS may pick another kernel (accumulation order, FMA) for blocks of 7 rows.
+    # Each output is a max over g of a K-term dot product <w, g z> with K = 4 * 8 and |w| = 1;
+    # a K-term float32 dot product is off by at most K * eps * |w| |z| (Cauchy-Schwarz), the max
+    # is 1-Lipschitz, so two orders differ by at most 2 K eps |z| per row.
+    K, eps = 4 * 8, torch.finfo(z.dtype).eps
+    bound = 2 * K * eps * z.flatten(1).norm(dim=1, keepdim=True)
+    assert ((blocked - whole).abs() <= bound).all()

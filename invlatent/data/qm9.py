@@ -53,6 +53,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .._validation import describe
 from ..utils import cache_dir, progress, sha256_file
 
 __all__ = [
@@ -110,7 +111,7 @@ class _MoleculeTable:
     def prop(self, name: str) -> torch.Tensor:
         """The target column ``name`` (one of :attr:`property_names`), shape ``(M,)``."""
         if name not in self.property_names:
-            raise ValueError(f"name must be one of {self.property_names}, got {name!r}")
+            raise ValueError(f"name must be one of {self.property_names}, got {describe(name)}")
         return self.y[:, self.property_names.index(name)]
 
     def subset(self, index: Sequence[int] | torch.Tensor):
@@ -233,11 +234,14 @@ def qm9_split(
     >>> torch.equal(s["test"], qm9_split(10, seed=1)["test"])
     True
     """
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    if not isinstance(n, int) or isinstance(n, bool):
+        hint = " (pass len(dataset), not the data set)" if hasattr(n, "__len__") else ""
+        raise TypeError(f"n must be a positive int, the number of molecules{hint}, got {describe(n)}")
+    if n < 1:
+        raise ValueError(f"n must be a positive int, got {n}")
     f = [float(v) for v in fractions]
     if len(f) != 3 or min(f) < 0 or abs(sum(f) - 1) > 1e-6:
-        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}")
+        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {describe(fractions)}")
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     n_train = int(round(f[0] * n))
     n_val = int(round(f[1] * n))
@@ -341,7 +345,7 @@ def load_qm9(
     shipped QM9 none are (all 130,831 load).
     """
     if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+        raise ValueError(f"limit must be a positive int or None, got {describe(limit)}")
     npz, sidecar = _cache_paths(limit, None if root is None else Path(root))
     t0 = time.perf_counter()
     built = False

@@ -60,7 +60,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .._validation import check_mask, check_tensor
+from .._validation import check_mask, check_tensor, describe
 from ..utils import cache_dir, progress, sha256_file
 from .qm9 import PROPERTIES, _cache_ok, _MoleculeTable, qm9_data_dir
 
@@ -229,7 +229,7 @@ def radius_graph_dense(pos: torch.Tensor, mask: torch.Tensor, r_max: float, *, l
     if mask is None:
         raise TypeError("mask must be a bool tensor of shape (B, n), got None")
     if not isinstance(r_max, (int, float)) or not r_max > 0:
-        raise ValueError(f"r_max must be a positive number, got {r_max!r}")
+        raise ValueError(f"r_max must be a positive number, got {describe(r_max)}")
     B, n, _ = pos.shape
     dist = torch.cdist(pos, pos)
     adj = (dist <= r_max) & mask.unsqueeze(1) & mask.unsqueeze(2)
@@ -416,7 +416,7 @@ def load_qm9_3d(*, limit: int | None = None, rebuild: bool = False, root: str | 
     ``.npz`` file (about 30 MB) with a ``.sha256`` sidecar, checked on every load.
     """
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+        raise ValueError(f"limit must be a positive int or None, got {describe(limit)}")
     base = Path(root) if root is not None else cache_dir("qm9")
     base.mkdir(parents=True, exist_ok=True)
     stem = f"qm9_3d_{_CACHE_VERSION}" + ("" if limit is None else f"_first{limit}")

@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import check_positive_int, check_tensor
+from .._validation import check_positive_int, check_tensor, describe
 from ..rotations import disc_mask, rot90, rotate
 
 __all__ = [
@@ -261,7 +261,7 @@ class GroupPool(nn.Module):
     def __init__(self, mode: str = "max"):
         super().__init__()
         if mode not in ("max", "mean"):
-            raise ValueError(f"mode must be 'max' or 'mean', got {mode!r}")
+            raise ValueError(f"mode must be 'max' or 'mean', got {describe(mode)}")
         self.mode = mode
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

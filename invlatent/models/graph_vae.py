@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import check_tensor
+from .._validation import check_tensor, describe
 from ..utils import progress, seeded_generator
 from ._sort_decoder import SortDecoder
 from .maron import EdgeToEdge, EdgeToNode, MaskedInstanceNorm, NodeToEdge, NodeToNode
@@ -395,7 +395,7 @@ def train_graph_vae(
     from ..io import load_checkpoint, save_checkpoint
 
     if schedule not in ("constant", "cosine"):
-        raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
+        raise ValueError(f"schedule must be 'constant' or 'cosine', got {describe(schedule)}")
     x, adj, mask = data["x"], data["adj"], data["mask"]
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)

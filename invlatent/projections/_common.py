@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from .._validation import check_positive_int
+from .._validation import check_positive_int, describe
 
 
 def check_latent_shape(latent_shape, name: str = "latent_shape") -> tuple[int, ...]:
     if isinstance(latent_shape, int) and not isinstance(latent_shape, bool):
         latent_shape = (latent_shape,)
     if not isinstance(latent_shape, (tuple, list, torch.Size)) or len(latent_shape) == 0:
-        raise TypeError(f"{name} must be a non-empty tuple of positive ints such as (n, c), got {latent_shape!r}")
+        raise TypeError(f"{name} must be a non-empty tuple of positive ints such as (n, c), got {describe(latent_shape)}")
     return tuple(check_positive_int(s, f"{name}[{i}]") for i, s in enumerate(latent_shape))
 
 

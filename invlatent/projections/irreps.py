@@ -21,7 +21,7 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from .._validation import check_tensor
+from .._validation import check_tensor, describe
 
 __all__ = ["irrep_norms", "complete_invariants", "IrrepNorms", "CompleteInvariants"]
 
@@ -32,7 +32,7 @@ def _irreps(irreps):
     try:
         ir = o3.Irreps(irreps)
     except Exception as exc:
-        raise ValueError(f"irreps must be an e3nn Irreps (or its string), got {irreps!r}: {exc}") from None
+        raise ValueError(f"irreps must be an e3nn Irreps (or its string), got {describe(irreps)}: {exc}") from None
     if ir.dim == 0:
         raise ValueError("irreps must have positive dimension, got an empty Irreps")
     return ir
@@ -57,7 +57,7 @@ def _float64_default():
 
 def _group_outputs(group: str):
     if group not in ("SO3", "O3"):
-        raise ValueError(f"group must be 'SO3' or 'O3', got {group!r}")
+        raise ValueError(f"group must be 'SO3' or 'O3', got {describe(group)}")
     return ["0e"] if group == "O3" else ["0e", "0o"]
 
 
@@ -110,7 +110,7 @@ class CompleteInvariants(nn.Module):
         self.irreps = _irreps(irreps)
         outs = _group_outputs(group)
         if degree not in (2, 3):
-            raise ValueError(f"degree must be 2 or 3, got {degree!r}")
+            raise ValueError(f"degree must be 2 or 3, got {describe(degree)}")
         self.group, self.degree = group, degree
         with _float64_default():  # exact constants; cast below
             self.square = o3.TensorSquare(self.irreps, filter_ir_out=outs)
@@ -197,5 +197,5 @@ def complete_invariants(z: torch.Tensor, irreps, group: str = "SO3", degree: int
     _check(z, ir)
     _group_outputs(group)
     if degree not in (2, 3):
-        raise ValueError(f"degree must be 2 or 3, got {degree!r}")
+        raise ValueError(f"degree must be 2 or 3, got {describe(degree)}")
     return _cached("complete", str(ir), z.dtype, group, degree).to(device=z.device)(z)
