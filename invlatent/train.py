@@ -7,7 +7,8 @@ checkpoint when it exists, and every ``--eval-every`` epochs writes held-out sco
 checkpoint's metadata: on the validation split, exact-graph reconstruction and bond accuracy
 of the posterior means, and the argmax validity and uniqueness of prior samples.
 ``--export`` writes model-only weights (no optimizer state) with the same metadata, the form
-shipped in :mod:`invlatent` as package data.
+shipped in :mod:`invlatent` as package data; ``python -m invlatent.train export CHECKPOINT OUT``
+does the same for a checkpoint at any time, also while its run goes on.
 
 Example
 -------
@@ -36,7 +37,7 @@ from typing import Mapping, Sequence
 
 import torch
 
-__all__ = ["graph_vae_scores", "main"]
+__all__ = ["graph_vae_scores", "export_weights", "main"]
 
 
 @torch.no_grad()
@@ -127,6 +128,32 @@ def _graph_vae(args: argparse.Namespace) -> dict:
     return meta
 
 
+def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike) -> dict:
+    """Write the model-only weights of a (resumable) graph VAE training checkpoint to ``out``,
+    with the checkpoint's metadata (training history, held-out evaluations, command, hardware)
+    and without the optimizer state: the form shipped in ``invlatent/weights``. A run may still
+    be writing ``checkpoint``: the file is replaced atomically after each epoch. Returns the
+    metadata written."""
+    from safetensors import safe_open
+
+    from .io import load_checkpoint, save_checkpoint
+    from .models.graph_vae import GraphVAE
+
+    with safe_open(str(checkpoint), "pt") as f:
+        meta = dict(f.metadata() or {})
+    meta.pop("__optimizer__", None)
+    ints = ("latent_channels", "hidden", "depth", "decoder_depth", "n_atom_types", "n_bond_types",
+            "n_nodes", "decoder_width")
+    config = {k: int(meta[k]) for k in ints if k in meta}
+    if "decoder" in meta:
+        config["decoder"] = meta["decoder"]
+    model = GraphVAE(**config)
+    load_checkpoint(checkpoint, model)
+    save_checkpoint(out, model, metadata=meta)
+    load_checkpoint(out, GraphVAE(**config))  # round trip
+    return meta
+
+
 def main(argv: Sequence[str] | None = None) -> dict:
     """Entry point of ``python -m invlatent.train``; returns the run's metadata."""
     p = argparse.ArgumentParser(prog="python -m invlatent.train", description=__doc__.split("\n\n")[0])
@@ -154,7 +181,14 @@ def main(argv: Sequence[str] | None = None) -> dict:
     g.add_argument("--time-limit", type=float, default=None, help="stop after the epoch that passes this (s)")
     g.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     g.add_argument("--device", default=None)
+    e = sub.add_parser("export", help="model-only weights from a training checkpoint")
+    e.add_argument("checkpoint")
+    e.add_argument("out")
     args = p.parse_args(argv)
+    if args.model == "export":
+        meta = export_weights(args.checkpoint, args.out)
+        print(f"wrote {args.out} (epoch {meta.get('epoch')})")
+        return meta
     args.argv = None if argv is None else list(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

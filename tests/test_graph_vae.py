@@ -1,5 +1,7 @@
 """Maron layers and the graph VAE: equivariance, padding isolation, overfitting, training I/O."""
 
+import json
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -250,3 +252,24 @@ def test_evaluation_is_logged_and_resumed(tmp_path):
     for e in evals:
         assert all(0 <= e[k] <= 1 for k in ("exact", "atom", "bond", "prior_validity"))
     assert float(meta["total_seconds"]) >= float(meta["seconds"])
+
+
+def test_cli_trains_resumes_and_exports_model_only(tmp_path, monkeypatch):
+    from safetensors import safe_open
+
+    from invlatent.io import load_checkpoint
+    from invlatent.train import main
+
+    ck, out = tmp_path / "run.safetensors", tmp_path / "w.safetensors"
+    args = ["graph-vae", "--decoder", "sort-mlp", "--hidden", "8", "--depth", "1", "--decoder-width", "16",
+            "--limit", "40", "--eval-limit", "20", "--n-prior", "8", "--batch-size", "16",
+            "--eval-every", "1", "--checkpoint", str(ck), "--threads", "1"]
+    main(args + ["--epochs", "1"])
+    meta = main(args + ["--epochs", "2"])                       # resumes at epoch 1
+    assert meta["epochs"] == 2 and len(json.loads(meta["evals"])) == 2
+    main(["export", str(ck), str(out)])
+    with safe_open(str(out), "pt") as f:
+        keys, m = list(f.keys()), f.metadata()
+    assert keys and all(k.startswith("model.") for k in keys)   # no optimizer state
+    assert "__optimizer__" not in m and m["epoch"] == "2" and m["n_train"] == "40"
+    load_checkpoint(out, GraphVAE(hidden=8, depth=1, decoder_depth=3, decoder="sort-mlp", decoder_width=16))
