@@ -25,7 +25,7 @@ __all__ = [
 
 # --- core (issue 3): groups, projections, quotient metric, diagnostics ---
 from .diagnostics import ambiguity_index, equivariance_error, invariance_error, retention
-from .groups import O3, SO3, Cyclic, CyclicFourier, Permutation, permute_sparse, to_dense_nodes
+from .groups import O3, SO3, Cyclic, CyclicFourier, Group, ImageRotation, Permutation, permute_sparse, to_dense_nodes
 from .projections import (
     AlignToTemplate,
     Bispectrum,
@@ -114,7 +114,7 @@ __all__ += ["project_in_chunks", "Chunked", "orbit_latents", "orbit_spread", "vi
 # --- end streaming ---
 
 # --- images (issue 5) ---
-from .rotations import ImageRotation, rot90, rotate
+from .rotations import rot90, rotate
 
 __all__ += ["ImageRotation", "rot90", "rotate"]
 # --- end images ---

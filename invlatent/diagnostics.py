@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 
 from ._validation import check_positive_int, check_tensor
-from .groups import check_group
+from .groups.base import check_group
 
 __all__ = ["invariance_error", "equivariance_error", "ambiguity_index", "retention", "distance_correlation", "knn_agreement"]
 
@@ -71,9 +71,7 @@ def invariance_error(fn: Callable, z: torch.Tensor, group, n_elements: int = 4, 
             raise TypeError(f"fn must return a torch.Tensor, got {type(base).__name__}")
         err = 0.0
         for _ in range(n_elements):  # loop over group elements, batched over latents
-            g = group.sample(z.shape[0], generator=gen)
-            if isinstance(g, torch.Tensor):
-                g = g.to(z.device)
+            g = group.sample(z.shape[0], generator=gen, device=z.device)
             out = fn(group.act(g, z))
             err = max(err, float((out - base).abs().max()))
         if relative:
@@ -115,13 +113,22 @@ def equivariance_error(model: Callable, x: torch.Tensor, input_group, latent_gro
     >>> equivariance_error(lin, x, Permutation(), Permutation()) < 1e-12
     True
     """
+    model, x, gen = check_equivariance_args(model, x, input_group, latent_group, n_elements, generator)
+    return _equivariance_error(model, x, input_group, latent_group, n_elements, gen, float64)
+
+
+def check_equivariance_args(model, x, input_group, latent_group, n_elements, generator):
+    """The checks of :func:`equivariance_error` (shared with :func:`invlatent.testing.assert_equivariant`)."""
     if not callable(model):
         raise TypeError(f"model must be callable, got {type(model).__name__}")
     check_group(input_group, "input_group")
     check_group(latent_group, "latent_group")
     check_tensor(x, "x", min_ndim=1, expected="(B, *input_shape)")
     check_positive_int(n_elements, "n_elements")
-    gen = _gen(generator)
+    return model, x, _gen(generator)
+
+
+def _equivariance_error(model, x, input_group, latent_group, n_elements, gen, float64, with_scale=False):
     if float64:
         x = x.double()
         if isinstance(model, torch.nn.Module):
@@ -139,12 +146,12 @@ def equivariance_error(model: Callable, x: torch.Tensor, input_group, latent_gro
             raise
         err = 0.0
         for _ in range(n_elements):
-            g = input_group.sample(x.shape[0], generator=gen)
-            if isinstance(g, torch.Tensor):
-                g = g.to(x.device)
+            g = input_group.sample(x.shape[0], generator=gen, device=x.device)
             lhs = model(input_group.act(g, x))
-            rhs = latent_group.act(g.to(fx.dtype) if isinstance(g, torch.Tensor) and g.is_floating_point() else g, fx)
+            rhs = latent_group.act(g, fx)
             err = max(err, float((lhs - rhs).abs().max()))
+    if with_scale:
+        return err, float(fx.abs().max())
     return err
 
 
@@ -195,9 +202,7 @@ def ambiguity_index(z: torch.Tensor, group, fn: Callable | None = None, n_elemen
         base = rep(z).flatten(1)
         within = 0.0
         for _ in range(n_elements):
-            g = group.sample(z.shape[0], generator=gen)
-            if isinstance(g, torch.Tensor):
-                g = g.to(z.device)
+            g = group.sample(z.shape[0], generator=gen, device=z.device)
             within += float((rep(group.act(g, z)).flatten(1) - base).square().sum(1).mean())
         within /= n_elements
         # mean squared distance over all pairs = 2 * total variance

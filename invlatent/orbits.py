@@ -72,7 +72,7 @@ def orbit_latents(
     Tensor, shape ``(B, *latent_shape, G)``
         Column :math:`k` is :math:`f(R_{\theta_0 + 360k/G}\, x)`.
     """
-    from .rotations import rotate
+    from .rotations import rot90, rotate
 
     check_tensor(x, "x", ndim=4, expected="(B, C, H, W)")
     G = check_positive_int(n_angles, "n_angles")
@@ -87,15 +87,8 @@ def orbit_latents(
     out = []
     for k in range(G):
         angle = off + 360.0 * k / G
-        if exact:  # multiples of 90 degrees: exact pixel permutations, four masked rot90 calls
-            quarter = (angle // 90).long() % 4
-            xs = torch.empty_like(x)
-            for q in range(4):
-                sel = quarter == q
-                if sel.any():
-                    xs[sel] = torch.rot90(x[sel], q, dims=(-2, -1))
-        else:
-            xs = rotate(x, angle)
+        # multiples of 90 degrees: exact pixel permutations; otherwise interpolation
+        xs = rot90(x, (angle // 90).long()) if exact else rotate(x, angle)
         zs = [encode(xs[i:i + batch_size]) for i in range(0, B, batch_size)]
         out.append(torch.cat(zs))
     return torch.stack(out, dim=-1)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from .groups import check_group
+from .groups.base import check_group
 
 __all__ = ["InvariantProjector"]
 

@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validation import check_positive_int, check_tensor
-from ..rotations import disc_mask, rot90, rotate
+from ..rotations import disc_mask, rotate, turn
 
 __all__ = [
     "filter_rotation_matrices",
@@ -94,10 +94,7 @@ def filter_rotation_matrices(N: int, kernel_size: int, *, dtype=torch.float64) -
     basis = torch.eye(k * k, dtype=torch.float64).reshape(k * k, 1, k, k)
     mats = []
     for r in range(N):  # N small fixed matrices, built once per layer
-        if (4 * r) % N == 0:
-            rb = rot90(basis, (4 * r) // N)
-        else:
-            rb = rotate(basis, 360.0 * r / N)
+        rb = turn(basis, r, N)
         mats.append(rb.reshape(k * k, k * k).T)  # column q = rotated basis image q
     return torch.stack(mats).to(dtype)
 
@@ -378,10 +375,7 @@ def rotate_group_features(f: torch.Tensor, k: int) -> torch.Tensor:
         raise TypeError(f"k must be an int, got {type(k).__name__}")
     B, C, N, H, W = f.shape
     flat = f.reshape(B, C * N, H, W)
-    if (4 * k) % N == 0:
-        flat = rot90(flat, (4 * k) // N)
-    else:
-        flat = rotate(flat, 360.0 * k / N)
+    flat = turn(flat, k, N)
     return torch.roll(flat.reshape(B, C, N, H, W), k, dims=2)
 
 
@@ -411,7 +405,7 @@ def layer_equivariance_errors(model: GCNN, x: torch.Tensor, k: int = 1) -> dict[
     check_tensor(x, "x", ndim=4, expected="(B, C_in, H, W)")
     N = model.n_rotations
     exact = (4 * k) % N == 0
-    xr = rot90(x, (4 * k) // N) if exact else rotate(x, 360.0 * k / N)
+    xr = turn(x, k, N)
     fa, fb = model.features(x), model.features(xr)
     errs: dict[str, float] = {}
 

@@ -17,8 +17,7 @@ import torch
 from torch import nn
 
 from .._validation import check_tensor
-from ..groups import check_group
-from ..quotient import align
+from ..groups.base import check_group
 from ._common import check_batch_latent, check_latent_shape, check_seed, random_templates
 
 __all__ = ["align_to_template", "AlignToTemplate"]
@@ -52,8 +51,13 @@ def align_to_template(z: torch.Tensor, template: torch.Tensor, group) -> torch.T
         raise ValueError(
             f"template must have shape {tuple(z.shape[1:])} (the latent shape of z, no batch axis), got {tuple(template.shape)}"
         )
+    return _align_to_template(z, template, group)
+
+
+def _align_to_template(z, template, group):
+    """:func:`align_to_template` without input checks."""
     w = template.to(dtype=z.dtype, device=z.device).unsqueeze(0).expand_as(z)
-    return align(w, z, group)
+    return group.align(w, z)[0]
 
 
 class AlignToTemplate(nn.Module):
@@ -86,4 +90,4 @@ class AlignToTemplate(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         check_batch_latent(z, self.group, self.latent_shape)
-        return align_to_template(z, self.template, self.group)
+        return _align_to_template(z, self.template, self.group)

@@ -19,27 +19,10 @@ import torch
 from torch import nn
 
 from .._validation import check_positive_int, check_tensor
-from ..groups import Permutation, check_group
-from ..quotient import batched_assignment
+from ..groups.base import check_group
 from ._common import check_batch_latent, check_latent_shape, check_seed, random_templates
 
 __all__ = ["max_filter", "MaxFilter"]
-
-#: Largest number of elements of the ``(b, T, |G|)`` inner-product block computed at once (64 MB in float32).
-_MAX_INTERMEDIATE = 1 << 24
-
-
-def _max_filter_permutation(z: torch.Tensor, w: torch.Tensor, chunk: int = 1 << 15) -> torch.Tensor:
-    B, n, c = z.shape
-    T = w.shape[0]
-    if c == 1:  # rearrangement inequality: the max pairs sorted with sorted
-        zs = z[..., 0].sort(dim=1).values
-        ws = w[..., 0].sort(dim=1).values
-        return zs @ ws.T
-    scores = torch.einsum("tic,bjc->btij", w, z).reshape(B * T, n, n)  # <w_i, z_j>
-    vals = [-batched_assignment(-scores[s:s + chunk])[0] for s in range(0, B * T, chunk)]
-    return torch.cat(vals).view(B, T)
-
 
 def max_filter(z: torch.Tensor, templates: torch.Tensor, group, *, template_orbit: torch.Tensor | None = None) -> torch.Tensor:
     r"""Max filter :math:`p_i(z) = \max_g \langle w_i, \rho(g) z\rangle` for a finite group.
@@ -48,7 +31,8 @@ def max_filter(z: torch.Tensor, templates: torch.Tensor, group, *, template_orbi
     ----------
     z : Tensor, shape ``(B, *latent_shape)``
     templates : Tensor, shape ``(T, *latent_shape)``
-    group : a finite group (:class:`~invlatent.groups.Permutation`, :class:`~invlatent.groups.Cyclic`, ...)
+    group : a finite group (:class:`~invlatent.groups.Permutation`, :class:`~invlatent.groups.Cyclic`, ...);
+        the max is the group's ``max_inner`` (see :mod:`invlatent.groups.base`)
     template_orbit : Tensor, shape ``(T, |G|, *latent_shape)``, optional
         Precomputed ``group.orbit(templates)`` (the module caches it).
 
@@ -64,30 +48,24 @@ def max_filter(z: torch.Tensor, templates: torch.Tensor, group, *, template_orbi
     >>> max_filter(torch.tensor([[[0.0, 2.0, -1.0]]]), w, Cyclic(3)).tolist()
     [[2.0]]
     """
-    check_group(group, finite=not isinstance(group, Permutation))
+    check_group(group, finite=True)
     group.check_latent(z, "z")
     check_tensor(templates, "templates", expected="(T, *latent_shape)")
     if templates.shape[1:] != z.shape[1:]:
         raise ValueError(
             f"templates must have shape (T, {', '.join(map(str, z.shape[1:]))}) to match z, got {tuple(templates.shape)}"
         )
+    if template_orbit is not None:
+        check_tensor(template_orbit, "template_orbit", expected="(T, |G|, *latent_shape)")
+    return _max_filter(z, templates, group, template_orbit)
+
+
+def _max_filter(z, templates, group, template_orbit=None):
+    """:func:`max_filter` without input checks."""
     w = templates.to(dtype=z.dtype, device=z.device)
-    if isinstance(group, Permutation):
-        return _max_filter_permutation(z, w)
-    if not getattr(group, "is_finite", False):
-        raise TypeError(f"max_filter needs a finite group, got {group!r}")
-    orb = group.orbit(w) if template_orbit is None else template_orbit.to(dtype=z.dtype, device=z.device)
-    T, G = orb.shape[:2]
-    # group-major columns: the max over g is then an elementwise max of |G| contiguous (b, T)
-    # slices (streaming), not a reduction over a short last axis
-    flat_orbit = orb.transpose(0, 1).reshape(G * T, -1).T
-    # one matmul against the whole template orbit, in batch chunks so that the (b, |G|, T)
-    # intermediate stays below _MAX_INTERMEDIATE elements (bounded memory, same result)
-    step = max(1, _MAX_INTERMEDIATE // (T * G))
-    zf = z.flatten(1)
-    if zf.shape[0] <= step:
-        return (zf @ flat_orbit).view(-1, G, T).amax(dim=1)
-    return torch.cat([(zf[i:i + step] @ flat_orbit).view(-1, G, T).amax(dim=1) for i in range(0, zf.shape[0], step)])
+    if template_orbit is not None:
+        template_orbit = template_orbit.to(dtype=z.dtype, device=z.device)
+    return group.max_inner(z, w, template_orbit)
 
 
 class MaxFilter(nn.Module):
@@ -121,9 +99,7 @@ class MaxFilter(nn.Module):
 
     def __init__(self, group, latent_shape, n_templates: int, seed: int = 0):
         super().__init__()
-        check_group(group, finite=not isinstance(group, Permutation))
-        if not getattr(group, "is_finite", False):
-            raise TypeError(f"MaxFilter needs a finite group (Permutation, Cyclic, ...), got {group!r}")
+        check_group(group, finite=True)
         self.group = group
         self.latent_shape = check_latent_shape(latent_shape)
         self.n_templates = check_positive_int(n_templates, "n_templates")
@@ -131,14 +107,11 @@ class MaxFilter(nn.Module):
         w = random_templates((self.n_templates, *self.latent_shape), self.seed)
         group.check_latent(w, "templates (from latent_shape)")
         self.register_buffer("templates", w)
-        if not isinstance(group, Permutation):
-            self.register_buffer("template_orbit", group.orbit(w), persistent=False)
-        else:
-            self.template_orbit = None
+        self.register_buffer("template_orbit", group.template_orbit(w), persistent=False)
 
     def extra_repr(self) -> str:
         return f"group={self.group!r}, latent_shape={self.latent_shape}, n_templates={self.n_templates}, seed={self.seed}"
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         check_batch_latent(z, self.group, self.latent_shape)
-        return max_filter(z, self.templates, self.group, template_orbit=self.template_orbit)
+        return _max_filter(z, self.templates, self.group, self.template_orbit)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .._validation import check_positive_int, check_tensor
-from ..groups import check_group
+from ..groups.base import check_group
 from ._common import check_batch_latent, check_latent_shape, check_seed, random_templates
 
 __all__ = ["reynolds_projection", "ReynoldsProjection"]
@@ -50,6 +50,11 @@ def reynolds_projection(z: torch.Tensor, weight: torch.Tensor, group) -> torch.T
     check_tensor(weight, "weight", ndim=2, expected=f"(k, {D})")
     if weight.shape[1] != D:
         raise ValueError(f"weight must have shape (k, {D}) to match z of shape {tuple(z.shape)}, got {tuple(weight.shape)}")
+    return _reynolds_projection(z, weight, group)
+
+
+def _reynolds_projection(z, weight, group):
+    """:func:`reynolds_projection` without input checks."""
     return group.average(z).flatten(1) @ weight.to(dtype=z.dtype, device=z.device).T
 
 
@@ -79,4 +84,4 @@ class ReynoldsProjection(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         check_batch_latent(z, self.group, self.latent_shape)
-        return reynolds_projection(z, self.weight, self.group)
+        return _reynolds_projection(z, self.weight, self.group)
