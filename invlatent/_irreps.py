@@ -15,7 +15,10 @@ import torch
 
 from ._validation import check_tensor
 
-__all__ = ["parse_irreps", "check_irreps_latent", "float64_default", "l1_blocks", "wigner_blocks", "apply_rotation"]
+#: e3nn irreps of the QM9 equivariant targets: the dipole (``1o``) and the quadrupole (``2e``).
+TARGET_IRREPS = "1x1o + 1x2e"
+
+__all__ = ["TARGET_IRREPS", "parse_irreps", "check_irreps_latent", "float64_default", "l1_blocks", "wigner_blocks", "apply_rotation"]
 
 
 def parse_irreps(irreps, name: str = "irreps", *, allow_empty: bool = False):

@@ -68,7 +68,7 @@ def assert_equivariant(f: Callable, x: torch.Tensor, input_group, latent_group, 
     -------
     float -- the measured error (so a test can also print or compare it).
     """
-    from .diagnostics import _equivariance_error, check_equivariance_args
+    from .probes._diagnostics import _equivariance_error, check_equivariance_args
 
     f, x, gen = check_equivariance_args(f, x, input_group, latent_group, n_elements, generator)
     err, scale = _equivariance_error(f, x, input_group, latent_group, n_elements, gen, float64, with_scale=True)

@@ -49,7 +49,7 @@ def test_bad_input(call, exc, match):
 
 
 def test_max_filter_internal_chunking_is_exact(monkeypatch):
-    import invlatent.projections.maxfilter as mfmod
+    import invlatent.groups.base as mfmod
 
     z = torch.randn(300, 4, 8, generator=torch.Generator().manual_seed(3))
     mf = invlatent.MaxFilter(invlatent.Cyclic(8), (4, 8), n_templates=32, seed=0)

@@ -57,14 +57,17 @@ import math
 import torch
 from torch import nn
 
+from .._graphs import radius_graph_dense
+from .._irreps import TARGET_IRREPS
 from .._validation import check_positive_int, check_tensor
 
 __all__ = ["E3NNEncoder", "E3NNPropertyModel", "equivariant_property_loss", "train_property_model", "encode_molecules"]
 
 
 def _scatter_sum(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
-    out = src.new_zeros(size, *src.shape[1:])
-    return out.index_add_(0, index, src)
+    from torch_geometric.utils import scatter
+
+    return scatter(src, index, dim=0, dim_size=size, reduce="sum")
 
 
 def _dense_edges(pos: torch.Tensor, batch: torch.Tensor, num_graphs: int, r_max: float) -> torch.Tensor:
@@ -72,8 +75,6 @@ def _dense_edges(pos: torch.Tensor, batch: torch.Tensor, num_graphs: int, r_max:
     from torch_geometric.utils import to_dense_batch
 
     dense, mask = to_dense_batch(pos, batch, batch_size=num_graphs)
-    from ..data.qm9_3d import radius_graph_dense
-
     return radius_graph_dense(dense, mask, r_max)[1]
 
 
@@ -211,8 +212,6 @@ class E3NNPropertyModel(nn.Module):
     def __init__(self, encoder: E3NNEncoder, num_scalars: int, hidden: int = 64):
         super().__init__()
         from e3nn import o3
-
-        from ..data.qm9_3d import TARGET_IRREPS
 
         if not isinstance(encoder, E3NNEncoder):
             raise TypeError(f"encoder must be an E3NNEncoder, got {type(encoder).__name__}")

@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validation import check_positive_int, check_tensor
-from ..rotations import disc_mask, rotate, turn
+from ..rotations import disc_mask, rot90, rotate, turn  # noqa: F401 (rot90: used by the doctests)
 
 __all__ = [
     "filter_rotation_matrices",

@@ -34,8 +34,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._validation import check_tensor
-from .frames import _check_latent, _irreps, _sign, _vectors
+from .._validation import check_tensor
+from ._frames import _check_latent, _irreps, _sign, _vectors
 
 __all__ = ["relative_projection", "RelativeProjection", "gram_mds", "gram_mds_projection", "GramMDSProjection"]
 

@@ -15,44 +15,14 @@ Use ``group="O3"`` to keep only the ``0e`` outputs (invariant under reflections 
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from functools import lru_cache
 
 import torch
 from torch import nn
 
-from .._validation import check_tensor
+from .._irreps import check_irreps_latent, float64_default, parse_irreps
 
 __all__ = ["irrep_norms", "complete_invariants", "IrrepNorms", "CompleteInvariants"]
-
-
-def _irreps(irreps):
-    from e3nn import o3
-
-    try:
-        ir = o3.Irreps(irreps)
-    except Exception as exc:
-        raise ValueError(f"irreps must be an e3nn Irreps (or its string), got {irreps!r}: {exc}") from None
-    if ir.dim == 0:
-        raise ValueError("irreps must have positive dimension, got an empty Irreps")
-    return ir
-
-
-def _check(z, ir):
-    check_tensor(z, "z", ndim=2, expected=f"(B, irreps.dim={ir.dim})")
-    if z.shape[1] != ir.dim:
-        raise ValueError(f"z has {z.shape[1]} features but irreps {ir} has dimension {ir.dim}; expected (B, {ir.dim}), got {tuple(z.shape)}")
-
-
-@contextmanager
-def _float64_default():
-    """e3nn builds its Clebsch-Gordan constants in the default dtype: build them in float64."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(old)
 
 
 def _group_outputs(group: str):
@@ -79,13 +49,13 @@ class IrrepNorms(nn.Module):
         super().__init__()
         from e3nn import o3
 
-        self.irreps = _irreps(irreps)
-        with _float64_default():
+        self.irreps = parse_irreps(irreps)
+        with float64_default():
             self.norm = o3.Norm(self.irreps, squared=squared)
         self.to(dtype or torch.get_default_dtype())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        _check(z, self.irreps)
+        check_irreps_latent(z, self.irreps)
         return self.norm(z)
 
 
@@ -107,12 +77,12 @@ class CompleteInvariants(nn.Module):
         super().__init__()
         from e3nn import o3
 
-        self.irreps = _irreps(irreps)
+        self.irreps = parse_irreps(irreps)
         outs = _group_outputs(group)
         if degree not in (2, 3):
             raise ValueError(f"degree must be 2 or 3, got {degree!r}")
         self.group, self.degree = group, degree
-        with _float64_default():  # exact constants; cast below
+        with float64_default():  # exact constants; cast below
             self.square = o3.TensorSquare(self.irreps, filter_ir_out=outs)
             irreps_out = self.square.irreps_out
             self.cubic = None
@@ -124,7 +94,7 @@ class CompleteInvariants(nn.Module):
         self.to(dtype or torch.get_default_dtype())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        _check(z, self.irreps)
+        check_irreps_latent(z, self.irreps)
         out = self.square(z)
         if self.cubic is not None:
             out = torch.cat([out, self.cubic(self.full_square(z), z)], dim=-1)
@@ -157,8 +127,8 @@ def irrep_norms(z: torch.Tensor, irreps, squared: bool = False) -> torch.Tensor:
     >>> irrep_norms(torch.tensor([[3.0, 0.0, 4.0, 1.0, 0.0, 0.0]]), "2x1o").tolist()
     [[5.0, 1.0]]
     """
-    ir = _irreps(irreps)
-    _check(z, ir)
+    ir = parse_irreps(irreps)
+    check_irreps_latent(z, ir)
     return _cached("norms", str(ir), z.dtype, bool(squared)).to(device=z.device)(z)
 
 
@@ -193,8 +163,8 @@ def complete_invariants(z: torch.Tensor, irreps, group: str = "SO3", degree: int
     >>> bool(torch.allclose(complete_invariants(za, "2x1o"), complete_invariants(zb, "2x1o")))
     False
     """
-    ir = _irreps(irreps)
-    _check(z, ir)
+    ir = parse_irreps(irreps)
+    check_irreps_latent(z, ir)
     _group_outputs(group)
     if degree not in (2, 3):
         raise ValueError(f"degree must be 2 or 3, got {degree!r}")

@@ -38,7 +38,7 @@ from typing import Callable
 
 import torch
 
-from ._validation import check_positive_int, check_tensor
+from .._validation import check_positive_int, check_tensor
 
 __all__ = ["orbit_latents", "orbit_spread", "view_correlation"]
 
@@ -72,7 +72,7 @@ def orbit_latents(
     Tensor, shape ``(B, *latent_shape, G)``
         Column :math:`k` is :math:`f(R_{\theta_0 + 360k/G}\, x)`.
     """
-    from .rotations import rot90, rotate
+    from ..rotations import rot90, rotate
 
     check_tensor(x, "x", ndim=4, expected="(B, C, H, W)")
     G = check_positive_int(n_angles, "n_angles")

@@ -50,7 +50,11 @@ from functools import lru_cache
 import torch
 from torch import nn
 
-from ._validation import check_mask, check_tensor
+from .._irreps import apply_rotation as _apply_rotation
+from .._irreps import check_irreps_latent as _check_latent
+from .._irreps import l1_blocks, wigner_blocks
+from .._irreps import parse_irreps as _irreps
+from .._validation import check_mask, check_tensor
 
 __all__ = [
     "pca_frame",
@@ -65,22 +69,6 @@ __all__ = [
     "LatentFrameCanonicalization",
     "approx_quotient_distance",
 ]
-
-
-def _irreps(irreps):
-    from e3nn import o3
-
-    try:
-        return o3.Irreps(irreps)
-    except Exception as exc:
-        raise ValueError(f"irreps must be an e3nn Irreps (or its string), got {irreps!r}: {exc}") from None
-
-
-def _check_latent(z, irreps, name="z"):
-    check_tensor(z, name, ndim=2, expected=f"(B, irreps.dim={irreps.dim})")
-    if z.shape[1] != irreps.dim:
-        raise ValueError(f"{name} must have shape (B, {irreps.dim}) for irreps {irreps}, got {tuple(z.shape)}")
-    return z
 
 
 def _check_frames(frame, B, name="frame"):
@@ -190,11 +178,11 @@ def frame_set(points: torch.Tensor, mask: torch.Tensor | None = None, weights: t
 
 
 def _vectors(z, irreps):
-    """The l = 1 copies of z as (B, m, 3)."""
-    blocks = [z[:, sl].reshape(z.shape[0], mul, 3) for (mul, ir), sl in zip(irreps, irreps.slices()) if ir.l == 1]
-    if not blocks:
+    """The l = 1 copies of z as (B, m, 3); at least one is needed for a frame."""
+    v = l1_blocks(z, irreps)
+    if v.shape[1] == 0:
         raise ValueError(f"irreps must contain l = 1 vectors to define a latent frame, got {irreps}")
-    return torch.cat(blocks, dim=1)
+    return v
 
 
 def latent_frame(z: torch.Tensor, irreps, *, proper: bool = True) -> torch.Tensor:
@@ -220,65 +208,14 @@ def latent_frame(z: torch.Tensor, irreps, *, proper: bool = True) -> torch.Tenso
     return pca_frame(_vectors(z, irreps), proper=proper, center=False)
 
 
-@lru_cache(maxsize=None)
-def _cartesian_maps(l: int):
-    """``(M, M^+)`` with e3nn's ``Y^l(v) = M vec(v^{(x) l})`` (``normalization="norm"``), fitted once in float64."""
-    from e3nn import o3
-
-    v = torch.randn(64, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    y = o3.spherical_harmonics(l, v, normalize=False, normalization="norm").double()
-    x = v if l == 1 else (v[:, :, None] * v[:, None, :]).reshape(-1, 9)
-    M = (torch.linalg.pinv(x) @ y).T  # (2l+1, 3^l), minimum norm (x is rank-deficient for l = 2)
-    return M, torch.linalg.pinv(M)
-
-
-def wigner_blocks(irreps, R: torch.Tensor) -> tuple[dict, torch.Tensor]:
-    r"""``({l: D^l(R_+)}, det R)`` for every degree ``l`` in ``irreps``, in float64.
-
-    :math:`R_+ = \det(R)\, R` is the proper part. For ``l <= 2`` the Wigner matrices are
-    computed exactly through Cartesian tensors, :math:`D^1 = M_1 R M_1^{-1}` and
-    :math:`D^2 = M_2 (R\otimes R) M_2^{+}` with :math:`Y^l(v) = M_l\, v^{\otimes l}` -- no
-    Euler angles, so float64-accurate and smooth for gradients; higher ``l`` use e3nn's
-    ``D_from_matrix``.
-    """
-    from e3nn import o3
-
-    R64 = R.to(torch.float64)
-    det = torch.linalg.det(R64)
-    rot = R64 * det[..., None, None]
-    out = {}
-    for l in sorted({ir.l for _, ir in irreps}):
-        if l == 0:
-            out[l] = torch.ones(*rot.shape[:-2], 1, 1, dtype=rot.dtype, device=rot.device)
-        elif l <= 2:
-            M, Mp = (t.to(rot.device) for t in _cartesian_maps(l))
-            big = rot if l == 1 else (rot[..., :, None, :, None] * rot[..., None, :, None, :]).reshape(*rot.shape[:-2], 9, 9)
-            out[l] = M @ big @ Mp
-        else:
-            out[l] = o3.Irrep(l, 1).D_from_matrix(rot)
-    return out, det
-
-
 def apply_rotation(z: torch.Tensor, irreps, R: torch.Tensor) -> torch.Tensor:
     r""":math:`D(R)\, z` for one orthogonal matrix per latent, block by block (parity included).
 
     Same result as ``irreps.D_from_matrix(R) @ z`` without forming the ``(B, dim, dim)``
     matrix. ``R`` has shape ``(B, 3, 3)`` (or ``(B, K, 3, 3)``: then ``z`` is broadcast to
-    ``(B, K, dim)``).
+    ``(B, K, dim)``). The one implementation is shared with :class:`~invlatent.groups.SO3`.
     """
-    irreps = _irreps(irreps)
-    lead = R.shape[:-2]
-    Rf = R.reshape(-1, 3, 3)
-    zf = z.unsqueeze(1).expand(*lead, z.shape[-1]).reshape(-1, z.shape[-1]) if R.dim() == 4 else z
-    blocks, det = wigner_blocks(irreps, Rf)
-    out = []
-    for (mul, ir), sl in zip(irreps, irreps.slices()):
-        D = blocks[ir.l].to(dtype=z.dtype, device=z.device)
-        part = zf[:, sl].reshape(-1, mul, ir.dim) @ D.transpose(1, 2)
-        if ir.p == -1:  # e3nn: D(g) = p^k D^l(det(g) g), k = 1 for improper g
-            part = part * det.to(device=z.device, dtype=z.dtype).view(-1, 1, 1)
-        out.append(part.reshape(part.shape[0], -1))
-    return torch.cat(out, dim=1).reshape(*lead, z.shape[-1])
+    return _apply_rotation(z, _irreps(irreps), R)
 
 
 def canonicalize(z: torch.Tensor, irreps, frame: torch.Tensor) -> torch.Tensor:
@@ -368,8 +305,8 @@ def _skew(w):
 
 def _kabsch_candidate(a, b, irreps, proper):
     """The exact optimum for the ``l <= 1`` part (core :func:`invlatent.quotient.align`, Kabsch)."""
-    from .groups import O3, SO3
-    from .quotient import align
+    from ..groups import O3, SO3
+    from ..quotient import align
 
     keep = [(mul, ir) for mul, ir in irreps if ir.l <= 1]
     idx = torch.cat([torch.arange(sl.start, sl.stop) for (mul, ir), sl in zip(irreps, irreps.slices()) if ir.l <= 1])

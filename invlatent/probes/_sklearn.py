@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from .groups.base import check_group
+from ..groups.base import check_group
 
 __all__ = ["InvariantProjector"]
 
@@ -87,7 +87,7 @@ class InvariantProjector(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None):
         """Validate ``X`` and build the projection module (``projection_``)."""
-        from .projections import (AlignToTemplate, Bispectrum, LexSortProjection, MaxFilter, PowerSpectrum,
+        from ..projections import (AlignToTemplate, Bispectrum, LexSortProjection, MaxFilter, PowerSpectrum,
                                   ReynoldsProjection, SortProjection)
 
         check_group(self.group)

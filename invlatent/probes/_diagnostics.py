@@ -16,8 +16,8 @@ from typing import Callable
 
 import torch
 
-from ._validation import check_positive_int, check_tensor
-from .groups.base import check_group
+from .._validation import check_positive_int, check_tensor
+from ..groups.base import check_group
 
 __all__ = ["invariance_error", "equivariance_error", "ambiguity_index", "retention", "distance_correlation", "knn_agreement"]
 
@@ -317,7 +317,7 @@ def retention(projected: torch.Tensor, reference: torch.Tensor, group=None, k: i
     if N < 3:
         raise ValueError(f"projected must hold at least 3 codes, got {N}")
     if group is not None:
-        from .quotient import pairwise_quotient_distance
+        from ..quotient import pairwise_quotient_distance
 
         check_tensor(reference, "reference", min_ndim=2, expected="(N, *latent_shape)")
         if reference.shape[0] != N:

@@ -33,7 +33,7 @@ from typing import Iterable, Sequence
 
 import torch
 
-from .data.qm9 import ATOM_TYPES
+from .._graphs import ATOM_TYPES
 
 __all__ = [
     "VALENCE",

@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ._validation import check_positive_int, check_tensor
+from .._validation import check_positive_int, check_tensor
 
 __all__ = ["project_in_chunks", "Chunked"]
 
@@ -66,7 +66,7 @@ def project_in_chunks(
     out_device = torch.device(out_device) if out_device is not None else z.device
     starts = range(0, z.shape[0], chunk_size)
     if progress:
-        from .utils import progress as bar
+        from ..utils import progress as bar
 
         starts = bar(starts, desc="project", unit="chunk")
     out = None
