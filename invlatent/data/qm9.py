@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from .._graphs import ATOM_TYPES, BOND_TYPES, MAX_NODES
+from .._validation import check_optional_positive_int, check_positive_int
 from ..utils import progress
 from ._cache import cached_arrays
 from ._source import qm9_data_dir, read_qm9_csv
@@ -212,8 +213,7 @@ def qm9_split(
     >>> torch.equal(s["test"], qm9_split(10, seed=1)["test"])
     True
     """
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    check_positive_int(n, "n")
     f = [float(v) for v in fractions]
     if len(f) != 3 or min(f) < 0 or abs(sum(f) - 1) > 1e-6:
         raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}")
@@ -293,8 +293,7 @@ def load_qm9(
     Molecules RDKit cannot parse, or with more than 9 heavy atoms, would be dropped; for the
     shipped QM9 none are (all 130,831 load).
     """
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+    check_optional_positive_int(limit, "limit")
     stem = f"qm9_{_CACHE_VERSION}" + ("" if limit is None else f"_first{limit}")
     arr = cached_arrays(stem, lambda: _convert(_read_csvs(limit)), version=_CACHE_VERSION, rebuild=rebuild,
                         root=root, label="QM9", verbose=verbose)

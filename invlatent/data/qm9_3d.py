@@ -57,7 +57,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .._validation import check_tensor
+from .._validation import check_optional_positive_int, check_tensor
 from ..utils import progress
 from .._graphs import radius_graph_dense
 from .._irreps import TARGET_IRREPS
@@ -361,8 +361,7 @@ def load_qm9_3d(*, limit: int | None = None, rebuild: bool = False, root: str | 
     Building the full cache parses about 230 MB of CSV (about 10 s here); the cache is an
     ``.npz`` file (about 30 MB) with a ``.sha256`` sidecar, checked on every load.
     """
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-        raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+    check_optional_positive_int(limit, "limit")
     stem = f"qm9_3d_{_CACHE_VERSION}" + ("" if limit is None else f"_first{limit}")
     arr = cached_arrays(stem, lambda: _parse(_read(limit)), version=_CACHE_VERSION, rebuild=rebuild,
                         root=root, label="QM9 3D", verbose=verbose)

@@ -29,7 +29,7 @@ Example
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import torch
 
@@ -107,7 +107,8 @@ def graphs_to_smiles(atom_type, bond_type, mask, charge=None) -> list[str | None
     from rdkit import Chem
 
     atom_type, bond_type, mask = (torch.as_tensor(t).cpu() for t in (atom_type, bond_type, mask))
-    if atom_type.dim() != 2 or bond_type.dim() != 3 or mask.shape != atom_type.shape:
+    if (atom_type.dim() != 2 or mask.shape != atom_type.shape
+            or bond_type.shape != (*atom_type.shape, atom_type.shape[-1])):
         raise ValueError(
             "expected atom_type (B, n), bond_type (B, n, n), mask (B, n); got "
             f"{tuple(atom_type.shape)}, {tuple(bond_type.shape)}, {tuple(mask.shape)}"
@@ -210,6 +211,8 @@ def valence_decode(logits, *, connect: bool = True):
     """
     import numpy as np
 
+    if not isinstance(logits, Mapping):
+        raise TypeError(f"logits must be a dict with 'exist', 'atom', 'bond' tensors, got {type(logits).__name__}")
     for key, nd in (("exist", 2), ("atom", 3), ("bond", 4)):
         if key not in logits:
             raise ValueError(f"logits must contain {key!r} (keys exist, atom, bond); got {sorted(logits)}")
@@ -284,6 +287,9 @@ def tanimoto(smiles_a: Sequence[str | None], smiles_b: Sequence[str | None], *, 
     from rdkit.Chem import rdFingerprintGenerator
 
     RDLogger.DisableLog("rdApp.*")
+    for name, seq in (("smiles_a", smiles_a), ("smiles_b", smiles_b)):
+        if isinstance(seq, str) or not hasattr(seq, "__len__"):
+            raise TypeError(f"{name} must be a sequence of SMILES strings (or None), got {type(seq).__name__}")
     if len(smiles_a) != len(smiles_b):
         raise ValueError(f"smiles_a and smiles_b must have the same length, got {len(smiles_a)} and {len(smiles_b)}")
     gen = rdFingerprintGenerator.GetMorganGenerator(radius=radius, fpSize=bits)
