@@ -90,12 +90,12 @@ def test_approx_quotient_distance_bounds():
     z1 = torch.randn(10, irreps.dim, generator=g, dtype=torch.float64)
     z2 = torch.randn(10, irreps.dim, generator=g, dtype=torch.float64)
     exact = quotient_distance(z1, z2, SO3(irreps))
-    approx = approx_quotient_distance(z1, z2, irreps, steps=5)
+    approx = approx_quotient_distance(z1, z2, SO3(irreps), steps=5)
     assert torch.all(approx >= exact - 1e-6) and torch.allclose(approx, exact, atol=1e-3)
     # a rotated copy (with l = 2 parts) is at distance ~0 from its original
     z = torch.randn(6, IRREPS.dim, generator=g, dtype=torch.float64)
     zR = apply_rotation(z, IRREPS, o3.rand_matrix(6, dtype=torch.float64))
-    assert approx_quotient_distance(z, zR, IRREPS, steps=10).max() < 1e-3 * z.norm(dim=1).min()
+    assert approx_quotient_distance(z, zR, SO3(IRREPS), steps=10).max() < 1e-3 * z.norm(dim=1).min()
 
 
 def test_bad_input():

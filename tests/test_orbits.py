@@ -52,7 +52,7 @@ def test_interpolated_angles_agree_with_exact_ones_inside_the_disc(cnn, images):
 
 def test_max_filters_on_the_orbit_are_invariant_to_the_sampled_rotations(cnn, images):
     Z = orbit_latents(cnn.encode, images, n_angles=4)
-    mf = invlatent.MaxFilter(invlatent.Cyclic(4), (6, 4), n_templates=16, seed=0)
+    mf = invlatent.MaxFilter(invlatent.Cyclic(4), (6, 4), n_out=16, seed=0)
     rotated = orbit_latents(cnn.encode, torch.rot90(images, 1, dims=(-2, -1)), n_angles=4)
     assert torch.allclose(mf(Z), mf(rotated), atol=1e-5)
     assert torch.allclose(Z.mean(-1), rotated.mean(-1), atol=1e-5)

@@ -7,6 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import invlatent
 from invlatent import (AlignToTemplate, Cyclic, LexSortProjection, MaxFilter, Permutation,
                        ReynoldsProjection, SortProjection, invariance_error, lexsort_projection,
                        quotient_distance, sort_projection)
@@ -164,7 +165,7 @@ def test_sklearn_projector_is_invariant_and_clonable(method):
     P = Permutation()
     z = torch.randn(12, 5, 2, generator=gen(0), dtype=torch.float64)
     zp = P.act(P.sample(12, generator=gen(1)), z)
-    proj = InvariantProjector(P, (5, 2), method=method, n_components=8, seed=3)
+    proj = InvariantProjector(P, (5, 2), method=method, n_out=8, seed=3)
     a = proj.fit_transform(z.flatten(1).numpy())
     b = proj.transform(zp.numpy())
     assert isinstance(a, np.ndarray) and a.shape == (12, proj.n_features_out_)
@@ -186,6 +187,17 @@ def test_sklearn_projector_in_a_pipeline():
     y = torch.arange(90) % 3
     Z = C.act(C.sample(90, generator=gen(1)), protos[y] + 0.1 * torch.randn(90, 2, 6, generator=gen(2), dtype=torch.float64))
     X = Z.flatten(1).numpy()
-    inv = cross_val_score(make_pipeline(InvariantProjector(C, (2, 6), n_components=32), KNeighborsClassifier(3)), X, y.numpy(), cv=3)
+    inv = cross_val_score(make_pipeline(InvariantProjector(C, (2, 6), n_out=32), KNeighborsClassifier(3)), X, y.numpy(), cv=3)
     raw = cross_val_score(KNeighborsClassifier(3), X, y.numpy(), cv=3)
     assert inv.mean() > 0.95 and inv.mean() > raw.mean()
+
+
+def test_renamed_output_counts_still_work_with_a_deprecation_warning():
+    z = torch.randn(4, 2, 6, generator=torch.Generator().manual_seed(0))
+    with pytest.warns(DeprecationWarning, match="n_templates"):
+        old = MaxFilter(Cyclic(6), (2, 6), n_templates=5, seed=0)
+    assert torch.equal(old(z), MaxFilter(Cyclic(6), (2, 6), n_out=5, seed=0)(z))
+    with pytest.raises(TypeError, match="n_out"):
+        MaxFilter(Cyclic(6), (2, 6), n_out=5, n_templates=5)
+    with pytest.warns(DeprecationWarning, match="n_components"):
+        invlatent.InvariantProjector(Cyclic(6), (2, 6), n_components=5).fit(z.numpy())

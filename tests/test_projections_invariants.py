@@ -63,7 +63,7 @@ def test_irreps_invariance(Group, group_name, degree, dtype):
     irreps = IRREPS if degree == 2 else "1x0e + 1x0o + 2x1o + 1x2e"  # cubic: a smaller layout keeps it fast
     G = Group(irreps)
     z = torch.randn(8, G.irreps.dim, generator=gen(0), dtype=dtype)
-    fn = CompleteInvariants(irreps, group=group_name, degree=degree, dtype=dtype)
+    fn = CompleteInvariants(G, degree=degree, dtype=dtype)
     scale = max(float(fn(z).abs().max()), 1.0)
     assert invariance_error(fn, z, G, generator=1) <= TOL[dtype] * scale
     assert invariance_error(IrrepNorms(irreps, dtype=dtype), z, G, generator=1) <= TOL[dtype] * 10
@@ -83,24 +83,37 @@ def test_complete_invariants_separate_what_norms_merge():
     w = torch.einsum("bij,bj->bi", R, v)
     za, zb = torch.cat([u, v], 1), torch.cat([u, w], 1)
     assert torch.allclose(irrep_norms(za, "2x1o"), irrep_norms(zb, "2x1o"), atol=1e-12)
-    gap = (complete_invariants(za, "2x1o") - complete_invariants(zb, "2x1o")).norm(dim=1)
+    gap = (complete_invariants(za, SO3("2x1o")) - complete_invariants(zb, SO3("2x1o"))).norm(dim=1)
     assert gap.min() > 1e-4
 
 
 def test_cubic_invariants_tell_mirror_images_apart_under_so3():
     z = torch.randn(20, 9, generator=gen(0), dtype=torch.float64)  # three polar vectors
     mirror = -z  # the inversion: an element of O(3) but not of SO(3)
-    quad_a, quad_b = complete_invariants(z, "3x1o"), complete_invariants(mirror, "3x1o")
+    G, H = SO3("3x1o"), O3("3x1o")
+    quad_a, quad_b = complete_invariants(z, G), complete_invariants(mirror, G)
     assert torch.allclose(quad_a, quad_b, atol=1e-12)  # Gram matrices cannot tell
-    cub_a, cub_b = complete_invariants(z, "3x1o", degree=3), complete_invariants(mirror, "3x1o", degree=3)
+    cub_a, cub_b = complete_invariants(z, G, degree=3), complete_invariants(mirror, G, degree=3)
     assert (cub_a - cub_b).norm(dim=1).min() > 1e-4  # the triple product flips sign
-    o3a = complete_invariants(z, "3x1o", group="O3", degree=3)
-    assert torch.allclose(o3a, complete_invariants(mirror, "3x1o", group="O3", degree=3), atol=1e-12)
+    o3a = complete_invariants(z, H, degree=3)
+    assert torch.allclose(o3a, complete_invariants(mirror, H, degree=3), atol=1e-12)
+
+
+def test_irreps_instead_of_a_group_still_work_with_a_deprecation_warning():
+    z = torch.randn(5, 9, generator=gen(0), dtype=torch.float64)
+    with pytest.warns(DeprecationWarning, match="SO3"):
+        old = complete_invariants(z, "3x1o")
+    with pytest.warns(DeprecationWarning, match="O3"):
+        old_o3 = complete_invariants(z, "3x1o", "O3", 3)
+    torch.testing.assert_close(old, complete_invariants(z, SO3("3x1o")))
+    torch.testing.assert_close(old_o3, complete_invariants(z, O3("3x1o"), degree=3))
+    with pytest.warns(DeprecationWarning):
+        assert CompleteInvariants("3x1o", "O3").irreps_out == CompleteInvariants(O3("3x1o")).irreps_out
 
 
 def test_irreps_gradients_and_batch_split():
     z = torch.randn(9, o3.Irreps(IRREPS).dim, generator=gen(0), dtype=torch.float64, requires_grad=True)
-    for fn in (IrrepNorms(IRREPS, dtype=torch.float64), CompleteInvariants(IRREPS, degree=2, dtype=torch.float64)):
+    for fn in (IrrepNorms(IRREPS, dtype=torch.float64), CompleteInvariants(SO3(IRREPS), degree=2, dtype=torch.float64)):
         out = fn(z)
         (g,) = torch.autograd.grad(out.sum(), z)
         assert torch.isfinite(g).all()

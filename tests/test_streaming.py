@@ -12,10 +12,10 @@ def test_chunked_equals_whole(chunk):
     g = torch.Generator().manual_seed(0)
     z = torch.randn(250, 6, 2, generator=g)
     for fn in [invlatent.sort_projection, invlatent.lexsort_projection,
-               invlatent.MaxFilter(invlatent.Permutation(), (6, 2), n_templates=8, seed=0)]:
+               invlatent.MaxFilter(invlatent.Permutation(), (6, 2), n_out=8, seed=0)]:
         assert torch.allclose(project_in_chunks(fn, z, chunk_size=chunk), fn(z), atol=1e-6)
     zc = torch.randn(250, 3, 8, generator=g)
-    mf = invlatent.MaxFilter(invlatent.Cyclic(8), (3, 8), n_templates=16, seed=1)
+    mf = invlatent.MaxFilter(invlatent.Cyclic(8), (3, 8), n_out=16, seed=1)
     assert torch.allclose(Chunked(mf, chunk_size=chunk)(zc), mf(zc), atol=1e-6)
 
 
@@ -52,7 +52,7 @@ def test_max_filter_internal_chunking_is_exact(monkeypatch):
     import invlatent.groups.base as mfmod
 
     z = torch.randn(300, 4, 8, generator=torch.Generator().manual_seed(3))
-    mf = invlatent.MaxFilter(invlatent.Cyclic(8), (4, 8), n_templates=32, seed=0)
+    mf = invlatent.MaxFilter(invlatent.Cyclic(8), (4, 8), n_out=32, seed=0)
     whole = mf(z)
     monkeypatch.setattr(mfmod, "_MAX_INTERMEDIATE", 32 * 8 * 7)  # 7 latents per block
     assert torch.equal(mf(z), whole)

@@ -31,7 +31,7 @@ from .base import Group, check_group
 from ._cyclic import Cyclic, CyclicFourier
 from ._image import ImageRotation
 from ._permutation import LazyPermutations, Permutation
-from ._rotation import O3, SO3
+from ._rotation import O3, SO3, rotation_group
 from ._sparse import permute_sparse, to_dense_nodes
 
 __all__ = [

@@ -2,13 +2,15 @@ r"""Rotations :math:`SO(3)` and :math:`O(3)` acting on e3nn ``Irreps`` latents `
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from .._irreps import apply_rotation, check_irreps_latent, float64_default, l1_blocks, parse_irreps
 from ..quotient._kabsch import kabsch, l1_basis
 from .base import Group, check_batch_size, check_generator
 
-__all__ = ["SO3", "O3"]
+__all__ = ["SO3", "O3", "rotation_group"]
 
 
 def _random_rotation(B: int, generator, dtype, device) -> torch.Tensor:
@@ -86,6 +88,11 @@ class SO3(Group):
     def _act(self, g, z):
         return apply_rotation(z.to(torch.float64), self.irreps, g.to(z.device)).to(z.dtype)
 
+    @property
+    def invariant_irreps(self) -> list[str]:
+        """The scalar irreps fixed by the group: ``["0e", "0o"]`` for SO(3), ``["0e"]`` for O(3)."""
+        return ["0e"] if self._with_inversion else ["0e", "0o"]
+
     def invariant_mask(self) -> torch.Tensor:
         """Bool ``(dim,)``: the coordinates fixed by the group (``0e``; also ``0o`` for SO(3))."""
         keep = []
@@ -147,3 +154,17 @@ class O3(SO3):
         gdev = generator.device if generator is not None else "cpu"
         sign = torch.randint(0, 2, (B,), generator=generator, device=gdev).to(R) * 2 - 1
         return R * sign.to(R.device).view(B, 1, 1)
+
+
+def rotation_group(group, kind: str = "SO3", *, name: str = "group", stacklevel: int = 3) -> SO3:
+    """``group`` if it is an :class:`SO3`/:class:`O3` group; irreps (a string or ``o3.Irreps``, the old
+    calling convention) build ``SO3``/``O3`` by ``kind`` with a ``DeprecationWarning`` (for one release)."""
+    if isinstance(group, SO3):
+        return group
+    if isinstance(group, (str, list, tuple)) or type(group).__name__ == "Irreps":
+        if kind not in ("SO3", "O3"):
+            raise ValueError(f"group must be 'SO3' or 'O3', got {kind!r}")
+        warnings.warn(f"passing irreps as {name} is deprecated: pass the group, e.g. {kind}(irreps)",
+                      DeprecationWarning, stacklevel=stacklevel)
+        return (O3 if kind == "O3" else SO3)(group)
+    raise TypeError(f"{name} must be an SO3 or O3 group (e.g. SO3('2x1o')), got {type(group).__name__}")

@@ -5,12 +5,14 @@ r"""A scikit-learn transformer for invariant projections, so they slot into pipe
 >>> from sklearn.pipeline import make_pipeline
 >>> from invlatent import Cyclic, InvariantProjector
 >>> X = np.random.default_rng(0).normal(size=(20, 2 * 8))        # flattened (c=2, N=8) latents
->>> pipe = make_pipeline(InvariantProjector(Cyclic(8), (2, 8), n_components=16), PCA(2))
+>>> pipe = make_pipeline(InvariantProjector(Cyclic(8), (2, 8), n_out=16), PCA(2))
 >>> pipe.fit_transform(X).shape
 (20, 2)
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import torch
@@ -40,7 +42,8 @@ class InvariantProjector(TransformerMixin, BaseEstimator):
         (:class:`~invlatent.projections.ReynoldsProjection`), ``"align"``
         (:class:`~invlatent.projections.AlignToTemplate`, output flattened), ``"sort"``,
         ``"lexsort"``, ``"power_spectrum"`` or ``"bispectrum"``.
-    n_components : int
+    n_out : int
+        (``n_components=`` still works for one release, with a ``DeprecationWarning``.)
         Number of templates / output features for the random methods.
     seed : int
     dtype : torch.dtype
@@ -51,18 +54,19 @@ class InvariantProjector(TransformerMixin, BaseEstimator):
     >>> import numpy as np
     >>> from invlatent import Permutation
     >>> X = np.random.default_rng(0).normal(size=(4, 3, 2))
-    >>> proj = InvariantProjector(Permutation(), (3, 2), n_components=5).fit(X)
+    >>> proj = InvariantProjector(Permutation(), (3, 2), n_out=5).fit(X)
     >>> bool(np.allclose(proj.transform(X), proj.transform(X[:, ::-1])))   # rows reversed
     True
     >>> proj.transform(X).shape
     (4, 5)
     """
 
-    def __init__(self, group, latent_shape, method: str = "max_filter", n_components: int = 64, seed: int = 0,
-                 dtype=torch.float64):
+    def __init__(self, group, latent_shape, method: str = "max_filter", n_out: int = 64, seed: int = 0,
+                 dtype=torch.float64, n_components: int | None = None):
         self.group = group
         self.latent_shape = latent_shape
         self.method = method
+        self.n_out = n_out
         self.n_components = n_components
         self.seed = seed
         self.dtype = dtype
@@ -91,13 +95,17 @@ class InvariantProjector(TransformerMixin, BaseEstimator):
                                   ReynoldsProjection, SortProjection)
 
         check_group(self.group)
+        n_out = self.n_out
+        if self.n_components is not None:
+            warnings.warn("n_components= is deprecated: use n_out=", DeprecationWarning, stacklevel=2)
+            n_out = self.n_components
         if self.method not in _METHODS:
             raise ValueError(f"method must be one of {', '.join(_METHODS)}, got {self.method!r}")
         X = self._as_tensor(X)
         self.group.check_latent(X, "X")
         builders = {
-            "max_filter": lambda: MaxFilter(self.group, self.latent_shape, self.n_components, seed=self.seed),
-            "reynolds": lambda: ReynoldsProjection(self.group, self.latent_shape, self.n_components, seed=self.seed),
+            "max_filter": lambda: MaxFilter(self.group, self.latent_shape, n_out, seed=self.seed),
+            "reynolds": lambda: ReynoldsProjection(self.group, self.latent_shape, n_out, seed=self.seed),
             "align": lambda: AlignToTemplate(self.group, self.latent_shape, seed=self.seed),
             "sort": SortProjection,
             "lexsort": LexSortProjection,

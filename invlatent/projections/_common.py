@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from .._validation import check_positive_int
@@ -38,3 +40,15 @@ def check_batch_latent(z, group, latent_shape, name: str = "z") -> torch.Tensor:
             f"for latent_shape={tuple(latent_shape)}, got {tuple(z.shape)}"
         )
     return z
+
+
+def renamed_count(n_out, old_value, old_name: str):
+    """``n_out``, or the value of its deprecated name ``old_name`` (with a ``DeprecationWarning``)."""
+    if old_value is not None:
+        if n_out is not None:
+            raise TypeError(f"pass n_out only (not also its deprecated name {old_name})")
+        warnings.warn(f"{old_name}= is deprecated: use n_out=", DeprecationWarning, stacklevel=3)
+        return old_value
+    if n_out is None:
+        raise TypeError("n_out (the number of outputs) is required")
+    return n_out

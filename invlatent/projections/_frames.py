@@ -45,6 +45,7 @@ True
 from __future__ import annotations
 
 import itertools
+import warnings
 from functools import lru_cache
 
 import torch
@@ -315,8 +316,8 @@ def _kabsch_candidate(a, b, irreps, proper):
     return g.to(a.dtype)
 
 
-def approx_quotient_distance(z1: torch.Tensor, z2: torch.Tensor, irreps, *, steps: int = 30, lr: float = 0.05,
-                             proper: bool = True) -> torch.Tensor:
+def approx_quotient_distance(z1: torch.Tensor, z2: torch.Tensor, group, *, steps: int = 30, lr: float = 0.05,
+                             proper: bool | None = None) -> torch.Tensor:
     r"""Upper bound on :math:`\min_{R} \lVert z_1 - D(R) z_2\rVert` for irreps with any ``lmax``.
 
     Exact alignment is known for ``l <= 1`` (Kabsch, :func:`invlatent.quotient.align`); with
@@ -329,14 +330,23 @@ def approx_quotient_distance(z1: torch.Tensor, z2: torch.Tensor, irreps, *, step
 
     Parameters
     ----------
-    z1, z2 : Tensor, shape ``(P, irreps.dim)``
+    z1, z2 : Tensor, shape ``(P, group.irreps.dim)``
         Pairs (same shape).
+    group : :class:`~invlatent.groups.SO3` or :class:`~invlatent.groups.O3`
+        Irreps (the old ``approx_quotient_distance(z1, z2, irreps, proper=...)``) still work for
+        one release, with a ``DeprecationWarning``.
+    steps, lr : the local search (Adam on the rotation).
 
     Returns
     -------
     Tensor, shape ``(P,)`` (detached).
     """
-    irreps = _irreps(irreps)
+    from ..groups._rotation import rotation_group
+
+    if proper is not None:
+        warnings.warn("proper= is deprecated: pass SO3(irreps) (proper) or O3(irreps)", DeprecationWarning, stacklevel=2)
+    group = rotation_group(group, "SO3" if proper in (None, True) else "O3", stacklevel=3)
+    irreps, proper = group.irreps, "0o" in group.invariant_irreps
     _check_latent(z1, irreps, "z1")
     _check_latent(z2, irreps, "z2")
     if z1.shape != z2.shape:

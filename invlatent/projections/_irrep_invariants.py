@@ -21,14 +21,10 @@ import torch
 from torch import nn
 
 from .._irreps import check_irreps_latent, float64_default, parse_irreps
+from ..groups import O3, SO3
+from ..groups._rotation import rotation_group
 
 __all__ = ["irrep_norms", "complete_invariants", "IrrepNorms", "CompleteInvariants"]
-
-
-def _group_outputs(group: str):
-    if group not in ("SO3", "O3"):
-        raise ValueError(f"group must be 'SO3' or 'O3', got {group!r}")
-    return ["0e"] if group == "O3" else ["0e", "0o"]
 
 
 class IrrepNorms(nn.Module):
@@ -68,17 +64,22 @@ class CompleteInvariants(nn.Module):
     Example
     -------
     >>> import torch
-    >>> m = CompleteInvariants("2x1o")
+    >>> from invlatent import O3
+    >>> m = CompleteInvariants(O3("2x1o"))
     >>> m.irreps_out, m(torch.randn(4, 6)).shape
     (3x0e, torch.Size([4, 3]))
     """
 
-    def __init__(self, irreps, group: str = "SO3", degree: int = 2, dtype: torch.dtype | None = None):
+    def __init__(self, group, degree: int = 2, dtype: torch.dtype | None = None):
         super().__init__()
         from e3nn import o3
 
-        self.irreps = parse_irreps(irreps)
-        outs = _group_outputs(group)
+        if isinstance(degree, str):  # old signature CompleteInvariants(irreps, "SO3"/"O3", degree, dtype)
+            group = rotation_group(group, degree, stacklevel=3)
+            degree, dtype = (dtype, None) if isinstance(dtype, int) else (2, dtype)
+        group = rotation_group(group, stacklevel=3)
+        self.irreps = group.irreps
+        outs = group.invariant_irreps
         if degree not in (2, 3):
             raise ValueError(f"degree must be 2 or 3, got {degree!r}")
         self.group, self.degree = group, degree
@@ -105,7 +106,8 @@ class CompleteInvariants(nn.Module):
 def _cached(kind: str, irreps: str, dtype: torch.dtype, *args):
     if kind == "norms":
         return IrrepNorms(irreps, *args, dtype=dtype)
-    return CompleteInvariants(irreps, *args, dtype=dtype)
+    group, degree = args
+    return CompleteInvariants((O3 if group == "O3" else SO3)(irreps), degree, dtype=dtype)
 
 
 def irrep_norms(z: torch.Tensor, irreps, squared: bool = False) -> torch.Tensor:
@@ -132,7 +134,7 @@ def irrep_norms(z: torch.Tensor, irreps, squared: bool = False) -> torch.Tensor:
     return _cached("norms", str(ir), z.dtype, bool(squared)).to(device=z.device)(z)
 
 
-def complete_invariants(z: torch.Tensor, irreps, group: str = "SO3", degree: int = 2) -> torch.Tensor:
+def complete_invariants(z: torch.Tensor, group, degree: int = 2, *args) -> torch.Tensor:
     r"""Polynomial invariants of an irreps latent through e3nn tensor products.
 
     ``degree=2``: ``o3.TensorSquare(irreps, filter_ir_out=["0e"(, "0o")])`` -- every inner product
@@ -143,9 +145,10 @@ def complete_invariants(z: torch.Tensor, irreps, group: str = "SO3", degree: int
 
     Parameters
     ----------
-    z : Tensor, shape ``(B, irreps.dim)``
-    irreps : e3nn ``Irreps`` or str
-    group : ``"SO3"`` (keep ``0e`` and ``0o``) or ``"O3"`` (``0e`` only)
+    z : Tensor, shape ``(B, group.irreps.dim)``
+    group : :class:`~invlatent.groups.SO3` (keep ``0e`` and ``0o``) or :class:`~invlatent.groups.O3`
+        (``0e`` only). Irreps (the old ``complete_invariants(z, irreps, "SO3")``) still work
+        for one release, with a ``DeprecationWarning``.
     degree : 2 or 3
 
     Returns
@@ -160,12 +163,15 @@ def complete_invariants(z: torch.Tensor, irreps, group: str = "SO3", degree: int
     >>> za, zb = torch.cat([u, v])[None], torch.cat([u, w])[None]
     >>> bool(torch.allclose(irrep_norms(za, "2x1o"), irrep_norms(zb, "2x1o")))
     True
-    >>> bool(torch.allclose(complete_invariants(za, "2x1o"), complete_invariants(zb, "2x1o")))
+    >>> G = SO3("2x1o")
+    >>> bool(torch.allclose(complete_invariants(za, G), complete_invariants(zb, G)))
     False
     """
-    ir = parse_irreps(irreps)
-    check_irreps_latent(z, ir)
-    _group_outputs(group)
+    if isinstance(degree, str):  # old signature complete_invariants(z, irreps, "SO3"/"O3", degree)
+        group, degree = rotation_group(group, degree, stacklevel=3), (args[0] if args else 2)
+    group = rotation_group(group, stacklevel=3)
+    check_irreps_latent(z, group.irreps)
     if degree not in (2, 3):
         raise ValueError(f"degree must be 2 or 3, got {degree!r}")
-    return _cached("complete", str(ir), z.dtype, group, degree).to(device=z.device)(z)
+    kind = "SO3" if "0o" in group.invariant_irreps else "O3"
+    return _cached("complete", str(group.irreps), z.dtype, kind, degree).to(device=z.device)(z)

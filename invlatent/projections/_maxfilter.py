@@ -20,7 +20,7 @@ from torch import nn
 
 from .._validation import check_positive_int, check_tensor
 from ..groups.base import check_group
-from ._common import check_batch_latent, check_latent_shape, check_seed, random_templates
+from ._common import check_batch_latent, check_latent_shape, check_seed, random_templates, renamed_count
 
 __all__ = ["max_filter", "MaxFilter"]
 
@@ -69,7 +69,7 @@ def _max_filter(z, templates, group, template_orbit=None):
 
 
 class MaxFilter(nn.Module):
-    r"""Random max-filter bank: ``(B, *latent_shape) -> (B, n_templates)``.
+    r"""Random max-filter bank: ``(B, *latent_shape) -> (B, n_out)``.
 
     Templates are unit-norm Gaussian draws from ``seed`` (a buffer, so ``.to()``/``state_dict``
     carry them); for groups with an orbit the transformed templates are cached. For node sets
@@ -82,7 +82,9 @@ class MaxFilter(nn.Module):
     latent_shape : tuple of int
         E.g. ``(n, c)`` for :class:`~invlatent.groups.Permutation`, ``(c, N)`` for
         :class:`~invlatent.groups.Cyclic`.
-    n_templates : int
+    n_out : int
+        Number of templates (outputs); the same name as in every random projection.
+        ``n_templates=`` still works for one release, with a ``DeprecationWarning``.
     seed : int
 
     Example
@@ -90,27 +92,32 @@ class MaxFilter(nn.Module):
     >>> import torch
     >>> from invlatent import Cyclic
     >>> C = Cyclic(8)
-    >>> mf = MaxFilter(C, (2, 8), n_templates=4, seed=0)
+    >>> mf = MaxFilter(C, (2, 8), n_out=4, seed=0)
     >>> z = torch.randn(3, 2, 8, generator=torch.Generator().manual_seed(1))
     >>> g = C.sample(3, generator=torch.Generator().manual_seed(2))
     >>> mf(z).shape, bool(torch.allclose(mf(z), mf(C.act(g, z)), atol=1e-6))
     (torch.Size([3, 4]), True)
     """
 
-    def __init__(self, group, latent_shape, n_templates: int, seed: int = 0):
+    def __init__(self, group, latent_shape, n_out: int | None = None, seed: int = 0, *, n_templates: int | None = None):
         super().__init__()
         check_group(group, finite=True)
         self.group = group
         self.latent_shape = check_latent_shape(latent_shape)
-        self.n_templates = check_positive_int(n_templates, "n_templates")
+        self.n_out = check_positive_int(renamed_count(n_out, n_templates, "n_templates"), "n_out")
         self.seed = check_seed(seed)
-        w = random_templates((self.n_templates, *self.latent_shape), self.seed)
+        w = random_templates((self.n_out, *self.latent_shape), self.seed)
         group.check_latent(w, "templates (from latent_shape)")
         self.register_buffer("templates", w)
         self.register_buffer("template_orbit", group.template_orbit(w), persistent=False)
 
     def extra_repr(self) -> str:
-        return f"group={self.group!r}, latent_shape={self.latent_shape}, n_templates={self.n_templates}, seed={self.seed}"
+        return f"group={self.group!r}, latent_shape={self.latent_shape}, n_out={self.n_out}, seed={self.seed}"
+
+    @property
+    def n_templates(self) -> int:
+        """Deprecated name of :attr:`n_out` (the number of templates)."""
+        return self.n_out
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         check_batch_latent(z, self.group, self.latent_shape)
