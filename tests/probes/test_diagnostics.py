@@ -9,11 +9,8 @@ from invlatent import (Cyclic, MaxFilter, Permutation, ReynoldsProjection, ambig
 from invlatent.diagnostics import distance_correlation, knn_agreement
 
 
-def gen(seed):
-    return torch.Generator().manual_seed(seed)
 
-
-def test_equivariance_error_detects_a_broken_model():
+def test_equivariance_error_detects_a_broken_model(gen):
     x = torch.randn(4, 6, 3, generator=gen(0))
     good = torch.nn.Linear(3, 2)
     assert equivariance_error(good, x, Permutation(), Permutation()) < 1e-12
@@ -25,28 +22,28 @@ def test_equivariance_error_detects_a_broken_model():
     assert equivariance_error(Broken(), x, Permutation(), Permutation()) > 0.5
 
 
-def test_equivariance_error_is_float64_and_leaves_the_model_alone():
+def test_equivariance_error_is_float64_and_leaves_the_model_alone(gen):
     lin = torch.nn.Linear(3, 3)
     x = torch.randn(5, 4, 3, generator=gen(0))
     equivariance_error(lin, x, Permutation(), Permutation())
     assert lin.weight.dtype == torch.float32  # a copy was cast, not the model
 
 
-def test_invariance_error_zero_for_projections_positive_for_raw():
+def test_invariance_error_zero_for_projections_positive_for_raw(gen):
     z = torch.randn(16, 5, 2, generator=gen(0), dtype=torch.float64)
     assert invariance_error(sort_projection, z, Permutation()) == 0.0
     assert invariance_error(lambda t: t, z, Permutation()) > 0.5
     assert invariance_error(lambda t: t, z, Permutation(), relative=True) <= 2.0
 
 
-def test_ambiguity_index():
+def test_ambiguity_index(gen):
     z = torch.randn(200, 8, 1, generator=gen(0), dtype=torch.float64)
     raw = ambiguity_index(z, Permutation())
     assert abs(raw - 7 / 8) < 0.1  # E|pi z - z|^2 = 2(n-1) vs 2n between iid objects
     assert ambiguity_index(z, Permutation(), fn=sort_projection) == 0.0
 
 
-def test_distance_correlation_and_knn_basics():
+def test_distance_correlation_and_knn_basics(gen):
     x = torch.randn(30, 2, generator=gen(0), dtype=torch.float64)
     D = torch.cdist(x, x)
     assert abs(distance_correlation(D, 2 * D) - 1) < 1e-12
@@ -55,7 +52,7 @@ def test_distance_correlation_and_knn_basics():
     assert knn_agreement(D, D, k=5) == 1.0
 
 
-def test_retention_of_sorting_is_perfect_and_of_reynolds_is_poor():
+def test_retention_of_sorting_is_perfect_and_of_reynolds_is_poor(gen):
     z = torch.randn(80, 6, 1, generator=gen(0), dtype=torch.float64)
     P = Permutation()
     r = retention(sort_projection(z), z, P, k=5)
@@ -65,7 +62,7 @@ def test_retention_of_sorting_is_perfect_and_of_reynolds_is_poor():
     assert rr["knn_agreement"] < 0.5 and rr["distortion"] > 5 and rr["distance_correlation"] < 0.95
 
 
-def test_retention_rises_with_the_number_of_templates():
+def test_retention_rises_with_the_number_of_templates(gen):
     C = Cyclic(8)
     z = torch.randn(120, 2, 8, generator=gen(0), dtype=torch.float64)
     Dq = pairwise_quotient_distance(z, None, C)
@@ -76,7 +73,7 @@ def test_retention_rises_with_the_number_of_templates():
     assert kn[0] < kn[2]
 
 
-def test_retention_accepts_a_matrix_or_latents_identically():
+def test_retention_accepts_a_matrix_or_latents_identically(gen):
     z = torch.randn(30, 2, 5, generator=gen(0), dtype=torch.float64)
     C = Cyclic(5)
     p = MaxFilter(C, (2, 5), 16).double()(z)
@@ -85,7 +82,7 @@ def test_retention_accepts_a_matrix_or_latents_identically():
     assert a == pytest.approx(b)
 
 
-def test_equivariance_error_with_e3nn_on_irreps():
+def test_equivariance_error_with_e3nn_on_irreps(gen):
     from e3nn import o3
 
     from invlatent import SO3

@@ -13,11 +13,7 @@ from invlatent import (O3, SO3, Cyclic, Permutation, align, aligned_interpolatio
                        pairwise_quotient_distance, quotient_distance)
 from invlatent.quotient import batched_assignment
 
-DTYPES = [torch.float32, torch.float64]
 
-
-def gen(seed):
-    return torch.Generator().manual_seed(seed)
 
 
 def brute_force(z1, z2, group):
@@ -27,7 +23,7 @@ def brute_force(z1, z2, group):
 
 @settings(max_examples=30, deadline=None)
 @given(B=st.integers(1, 64), n=st.integers(1, 9), seed=st.integers(0, 10**6))
-def test_batched_assignment_matches_scipy(B, n, seed):
+def test_batched_assignment_matches_scipy(gen, B, n, seed):
     cost = torch.rand(B, n, n, generator=gen(seed), dtype=torch.float64)
     value, perm = batched_assignment(cost, method="dp")
     ref = np.array([c[linear_sum_assignment(c)].sum() for c in cost.numpy()])
@@ -36,15 +32,14 @@ def test_batched_assignment_matches_scipy(B, n, seed):
     assert torch.allclose(cost.gather(2, perm.unsqueeze(-1)).sum((1, 2)), value)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_dp_and_scipy_agree_and_dp_has_gradients(dtype):
+def test_dp_and_scipy_agree_and_dp_has_gradients(gen, dtype):
     cost = torch.rand(50, 7, 7, generator=gen(0), dtype=dtype)
     v_dp, _ = batched_assignment(cost, method="dp")
     v_sp, _ = batched_assignment(cost, method="scipy")
     assert torch.allclose(v_dp, v_sp, atol=1e-5 if dtype == torch.float32 else 1e-12)
 
 
-def test_dp_gradients():
+def test_dp_gradients(gen):
     c = torch.rand(2, 4, 4, generator=gen(1), dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda x: batched_assignment(x, method="dp")[0], (c,))
     c = torch.rand(3, 6, 6, generator=gen(2), dtype=torch.float64, requires_grad=True)
@@ -53,16 +48,15 @@ def test_dp_gradients():
     assert torch.equal(g, torch.zeros_like(g).scatter_(2, p.unsqueeze(-1), 1.0))  # d value / d cost = the matching
 
 
-def test_assignment_falls_back_to_scipy_above_nine_nodes():
+def test_assignment_falls_back_to_scipy_above_nine_nodes(gen):
     cost = torch.rand(3, 11, 11, generator=gen(0), dtype=torch.float64)
     value, _ = batched_assignment(cost)
     ref = [c[linear_sum_assignment(c)].sum() for c in cost.numpy()]
     assert np.allclose(value.numpy(), ref)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n,c", [(1, 1), (3, 1), (5, 1), (7, 1), (3, 2), (5, 3), (6, 2)])
-def test_permutation_distance_matches_brute_force(n, c, dtype):
+def test_permutation_distance_matches_brute_force(gen, n, c, dtype):
     P = Permutation(n)
     z1 = torch.randn(16, n, c, generator=gen(n * 10 + c), dtype=dtype)
     z2 = torch.randn(16, n, c, generator=gen(n * 10 + c + 1), dtype=dtype)
@@ -70,8 +64,7 @@ def test_permutation_distance_matches_brute_force(n, c, dtype):
     assert torch.allclose(quotient_distance(z1, z2, Permutation()), brute_force(z1, z2, P), atol=tol)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_permutation_distance_matches_scipy_for_nine_nodes(dtype):
+def test_permutation_distance_matches_scipy_for_nine_nodes(gen, dtype):
     z1 = torch.randn(32, 9, 4, generator=gen(0), dtype=dtype)
     z2 = torch.randn(32, 9, 4, generator=gen(1), dtype=dtype)
     d = quotient_distance(z1, z2, Permutation())
@@ -82,8 +75,7 @@ def test_permutation_distance_matches_scipy_for_nine_nodes(dtype):
     assert np.allclose(d.double().numpy(), ref, atol=1e-5 if dtype == torch.float32 else 1e-10)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_cyclic_distance_matches_brute_force_and_is_invariant(dtype):
+def test_cyclic_distance_matches_brute_force_and_is_invariant(gen, dtype):
     C = Cyclic(7)
     z1 = torch.randn(20, 3, 7, generator=gen(0), dtype=dtype)
     z2 = torch.randn(20, 3, 7, generator=gen(1), dtype=dtype)
@@ -97,7 +89,7 @@ def test_cyclic_distance_matches_brute_force_and_is_invariant(dtype):
 
 
 @pytest.mark.parametrize("group", [Permutation(), Cyclic(5)])
-def test_quotient_distance_is_a_pseudometric(group):
+def test_quotient_distance_is_a_pseudometric(gen, group):
     shape = (5, 2) if isinstance(group, Permutation) else (2, 5)
     a, b, c = (torch.randn(30, *shape, generator=gen(s), dtype=torch.float64) for s in range(3))
     dab, dbc, dac = (quotient_distance(x, y, group) for x, y in [(a, b), (b, c), (a, c)])
@@ -108,7 +100,7 @@ def test_quotient_distance_is_a_pseudometric(group):
 
 
 @pytest.mark.parametrize("Group", [SO3, O3])
-def test_rotation_alignment_recovers_a_rotated_copy(Group):
+def test_rotation_alignment_recovers_a_rotated_copy(gen, Group):
     G = Group("1x0e + 3x1o + 1x1e + 1x0o")
     z = torch.randn(10, G.irreps.dim, generator=gen(0), dtype=torch.float64)
     g = G.sample(10, generator=gen(1))
@@ -127,7 +119,7 @@ def test_rotation_alignment_rejects_high_l():
 
 
 @pytest.mark.parametrize("group,shape", [(Permutation(), (6, 1)), (Permutation(), (6, 3)), (Cyclic(8), (2, 8))])
-def test_align_returns_the_closest_orbit_point(group, shape):
+def test_align_returns_the_closest_orbit_point(gen, group, shape):
     z1 = torch.randn(12, *shape, generator=gen(0), dtype=torch.float64)
     z2 = torch.randn(12, *shape, generator=gen(1), dtype=torch.float64)
     aligned, g = align(z1, z2, group, return_element=True)
@@ -136,7 +128,7 @@ def test_align_returns_the_closest_orbit_point(group, shape):
 
 
 @pytest.mark.parametrize("group,shape", [(Permutation(), (5, 1)), (Permutation(), (4, 2)), (Cyclic(6), (3, 6))])
-def test_pairwise_matches_per_pair(group, shape):
+def test_pairwise_matches_per_pair(gen, group, shape):
     Z1 = torch.randn(7, *shape, generator=gen(0), dtype=torch.float64)
     Z2 = torch.randn(5, *shape, generator=gen(1), dtype=torch.float64)
     D = pairwise_quotient_distance(Z1, Z2, group, chunk_size=8)
@@ -145,7 +137,7 @@ def test_pairwise_matches_per_pair(group, shape):
     assert torch.allclose(D, ref, atol=1e-10)
 
 
-def test_aligned_interpolation_endpoints_and_quotient_geodesic():
+def test_aligned_interpolation_endpoints_and_quotient_geodesic(gen):
     P = Permutation()
     z1 = torch.randn(4, 6, 2, generator=gen(0), dtype=torch.float64)
     z2 = torch.randn(4, 6, 2, generator=gen(1), dtype=torch.float64)

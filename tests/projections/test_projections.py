@@ -12,12 +12,8 @@ from invlatent import (AlignToTemplate, Cyclic, LexSortProjection, MaxFilter, Pe
                        ReynoldsProjection, SortProjection, invariance_error, lexsort_projection,
                        quotient_distance, sort_projection)
 
-DTYPES = [torch.float32, torch.float64]
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
 
-
-def gen(seed):
-    return torch.Generator().manual_seed(seed)
 
 
 def projections():
@@ -40,15 +36,14 @@ PROJ = projections()
 IDS = [p[0] for p in PROJ]
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name,group,shape,module", PROJ, ids=IDS)
-def test_invariance(name, group, shape, module, dtype):
+def test_invariance(gen, name, group, shape, module, dtype):
     z = torch.randn(32, *shape, generator=gen(0), dtype=dtype)
     assert invariance_error(module, z, group, n_elements=4, generator=1) <= TOL[dtype]
 
 
 @pytest.mark.parametrize("name,group,shape,module", PROJ, ids=IDS)
-def test_finite_gradients_and_batch_splits(name, group, shape, module):
+def test_finite_gradients_and_batch_splits(gen, name, group, shape, module):
     z = torch.randn(10, *shape, generator=gen(0), dtype=torch.float64, requires_grad=True)
     out = module(z)
     out.square().sum().backward()
@@ -57,9 +52,8 @@ def test_finite_gradients_and_batch_splits(name, group, shape, module):
     assert torch.allclose(parts, out, atol=1e-12)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("n", [2, 4, 7])
-def test_sort_is_an_isometric_cross_section_for_one_channel(n, dtype):
+def test_sort_is_an_isometric_cross_section_for_one_channel(gen, n, dtype):
     """||sort(z) - sort(z')|| equals the brute-force min over all n! permutations."""
     z1 = torch.randn(24, n, 1, generator=gen(n), dtype=dtype)
     z2 = torch.randn(24, n, 1, generator=gen(n + 100), dtype=dtype)
@@ -79,7 +73,7 @@ def test_per_channel_sort_is_not_injective_for_several_channels():
 
 @settings(max_examples=30, deadline=None)
 @given(n=st.integers(1, 7), c=st.integers(1, 3), seed=st.integers(0, 10**6))
-def test_lexsort_and_alignment_are_cross_sections(n, c, seed):
+def test_lexsort_and_alignment_are_cross_sections(gen, n, c, seed):
     """One output per orbit, and the output lies on the orbit."""
     P = Permutation()
     z = torch.randint(-2, 3, (8, n, c), generator=gen(seed)).double()  # ties on purpose
@@ -94,7 +88,7 @@ def test_lexsort_and_alignment_are_cross_sections(n, c, seed):
     assert quotient_distance(a, zr, P).max() < 1e-12
 
 
-def test_sort_and_lexsort_with_mask():
+def test_sort_and_lexsort_with_mask(gen):
     z = torch.randn(20, 6, 2, generator=gen(0))
     counts = torch.randint(1, 7, (20,), generator=gen(1))
     mask = torch.arange(6).unsqueeze(0) < counts.unsqueeze(1)
@@ -108,7 +102,7 @@ def test_sort_and_lexsort_with_mask():
         assert torch.equal(out, fn(torch.where(mask.unsqueeze(-1), z, 7.0), mask))
 
 
-def test_max_filter_matches_brute_force_over_the_orbit():
+def test_max_filter_matches_brute_force_over_the_orbit(gen):
     P = Permutation(5)
     mf = MaxFilter(P, (5, 2), 6, seed=3)
     z = torch.randn(4, 5, 2, generator=gen(0), dtype=torch.float64)
@@ -118,7 +112,7 @@ def test_max_filter_matches_brute_force_over_the_orbit():
 
 
 @pytest.mark.parametrize("group,shape", [(Permutation(), (5, 2)), (Cyclic(6), (2, 6))])
-def test_max_filters_separate_random_orbits(group, shape):
+def test_max_filters_separate_random_orbits(gen, group, shape):
     """With enough templates, distinct random orbits get distinct outputs (Cahill et al.)."""
     z = torch.randn(200, *shape, generator=gen(0), dtype=torch.float64)
     out = MaxFilter(group, shape, 2 * z[0].numel() + 4, seed=0).double()(z)
@@ -136,7 +130,7 @@ def test_max_filter_module_is_seeded_and_moves_with_dtype():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("name,group,shape,module", PROJ, ids=IDS)
-def test_cuda_matches_cpu(name, group, shape, module):
+def test_cuda_matches_cpu(gen, name, group, shape, module):
     z = torch.randn(32, *shape, generator=gen(0))
     cpu = module(z)
     gpu = module.to("cuda")(z.cuda())
@@ -146,7 +140,7 @@ def test_cuda_matches_cpu(name, group, shape, module):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_dp_assignment_matches_scipy():
+def test_cuda_dp_assignment_matches_scipy(gen):
     from invlatent.quotient import batched_assignment
 
     cost = torch.rand(256, 9, 9, generator=gen(0), dtype=torch.float64)
@@ -156,7 +150,7 @@ def test_cuda_dp_assignment_matches_scipy():
 
 
 @pytest.mark.parametrize("method", ["max_filter", "reynolds", "align", "sort", "lexsort"])
-def test_sklearn_projector_is_invariant_and_clonable(method):
+def test_sklearn_projector_is_invariant_and_clonable(gen, method):
     import numpy as np
     from sklearn.base import clone
 
@@ -174,7 +168,7 @@ def test_sklearn_projector_is_invariant_and_clonable(method):
     assert np.array_equal(a, c)  # seeded: a clone gives the same projection
 
 
-def test_sklearn_projector_in_a_pipeline():
+def test_sklearn_projector_in_a_pipeline(gen):
     import numpy as np
     from sklearn.model_selection import cross_val_score
     from sklearn.neighbors import KNeighborsClassifier

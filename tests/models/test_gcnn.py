@@ -144,3 +144,17 @@ def test_training_is_seeded_learns_and_checkpoints(tmp_path):
     c = fresh().eval()
     assert load_checkpoint(path, c)["epochs"] == "8"
     assert torch.allclose(encode_images(c, x)[0], z)
+
+
+def test_encoder_is_equivariant_by_the_shared_harness(gen):
+    """Images turned by k quarter turns (ImageRotation(4)) give latents rolled by k (Cyclic(4))."""
+    from invlatent import Cyclic, ImageRotation
+    from invlatent.testing import assert_equivariant
+
+    torch.manual_seed(0)
+    net = GCNN(4, channels=(4, 8), latent_channels=6).double().eval()
+    x = torch.rand(4, 1, 28, 28, generator=gen(0), dtype=torch.float64)
+    err = assert_equivariant(net.encode, x, ImageRotation(4), Cyclic(4), float64=False)
+    assert err < 1e-10
+    with pytest.raises(AssertionError, match="not equivariant"):  # the wrong latent action is caught
+        assert_equivariant(lambda t: net.encode(t).flip(-1), x, ImageRotation(4), Cyclic(4), float64=False)
