@@ -1,14 +1,14 @@
 r"""Groups acting on batches of latent codes, all through one protocol (:mod:`.base`).
 
-=============================  =====================  ===========================================
-group                          latent layout          element batch
-=============================  =====================  ===========================================
-:class:`Permutation`           ``(B, n, c)``          index tensor ``(B, n)`` (``out[i] = z[g[i]]``)
-:class:`Cyclic`                ``(B, ..., N)``        integer shifts ``(B,)``
-:class:`CyclicFourier`         ``(B, ..., N)`` complex integer shifts ``(B,)``
-:class:`SO3`, :class:`O3`      ``(B, irreps.dim)``    rotation matrices ``(B, 3, 3)``
-:class:`ImageRotation`         ``(B, C, H, W)``       integer turns ``(B,)``
-=============================  =====================  ===========================================
+==========================  ==========================  ==============================================
+group                       latent layout               element batch
+==========================  ==========================  ==============================================
+:class:`Permutation`        ``(B, n, c)``               index tensor ``(B, n)`` (``out[i] = z[g[i]]``)
+:class:`Cyclic`             ``(B, ..., N)``             integer shifts ``(B,)``
+:class:`CyclicFourier`      ``(B, ..., N)``, complex    integer shifts ``(B,)``
+:class:`SO3`, :class:`O3`   ``(B, irreps.dim)``         rotation matrices ``(B, 3, 3)``
+:class:`ImageRotation`      ``(B, C, H, W)``            integer turns ``(B,)``
+==========================  ==========================  ==============================================
 
 Every group implements :class:`~invlatent.groups.base.Group`'s protocol (``sample``, ``act``,
 ``check_latent``, ``is_finite``, ``elements``, ``orbit``, ``average``, ``align``,

@@ -8,14 +8,14 @@ per-step device sync).
 
 Schedules (``k`` = step, ``S`` = total steps, :math:`\eta` = ``lr``):
 
-==================  ==========================================================================
-``"constant"``      :math:`\eta`
-``"cosine"``        :math:`\eta\,(0.01 + 0.99\cdot\tfrac12(1+\cos(\pi \min(1, k/(S-1)))))` (to :math:`\eta/100`)
-``"warmup_cosine"`` :math:`\eta \min(1, (k+1)/w)\cdot\tfrac12(1+\cos(\pi \min(k,S)/S))`, ``w = warmup_steps``
-``"onecycle"``      PyTorch's ``OneCycleLR`` defaults (cosine up from :math:`\eta/25` to :math:`\eta`
-                    in 30 % of the steps, then down to :math:`\eta/(25\cdot 10^4)`; :math:`\beta_1`
-                    cycled 0.95 → 0.85 → 0.95), reproduced step for step
-==================  ==========================================================================
+=====================  ==========================================================================
+``"constant"``         :math:`\eta`
+``"cosine"``           :math:`\eta\,(0.01 + 0.99\cdot\tfrac12(1+\cos(\pi \min(1, k/(S-1)))))` (to :math:`\eta/100`)
+``"warmup_cosine"``    :math:`\eta \min(1, (k+1)/w)\cdot\tfrac12(1+\cos(\pi \min(k,S)/S))`, ``w = warmup_steps``
+``"onecycle"``         PyTorch's ``OneCycleLR`` defaults (cosine up from :math:`\eta/25` to :math:`\eta`
+                       in 30 % of the steps, then down to :math:`\eta/(25\cdot 10^4)`; :math:`\beta_1`
+                       cycled 0.95 → 0.85 → 0.95), reproduced step for step
+=====================  ==========================================================================
 
 Result format
 -------------
