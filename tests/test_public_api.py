@@ -121,3 +121,20 @@ def test_wrong_type_is_type_error(name):
 def test_wrong_value_is_value_error(name):
     with pytest.raises(ValueError):
         BAD[name][1]()
+
+
+def test_old_module_paths_still_import():
+    """Modules moved by the data-path layout stay importable under their old names for one release."""
+    import importlib
+
+    from invlatent.rotations import ImageRotation
+
+    assert ImageRotation is il.ImageRotation
+    moved = {"invlatent.frames": "pca_frame", "invlatent.relative": "gram_mds", "invlatent.streaming": "Chunked",
+             "invlatent.diagnostics": "knn_agreement", "invlatent.orbits": "orbit_latents",
+             "invlatent.sklearn": "InvariantProjector", "invlatent.chem": "tanimoto",
+             "invlatent.projections.sort": "sort_projection", "invlatent.projections.align": "align_to_template",
+             "invlatent.projections.maxfilter": "MaxFilter", "invlatent.projections.reynolds": "ReynoldsProjection",
+             "invlatent.projections.spectral": "bispectrum", "invlatent.projections.irreps": "complete_invariants"}
+    for module, name in moved.items():
+        assert hasattr(importlib.import_module(module), name), module
