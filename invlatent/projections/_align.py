@@ -18,19 +18,21 @@ from torch import nn
 
 from .._validation import check_tensor
 from ..groups.base import check_group
-from ._common import check_batch_latent, check_latent_shape, check_seed, random_templates
+from ._common import check_batch_latent, check_latent_shape, check_seed, group_first, random_templates
 
 __all__ = ["align_to_template", "AlignToTemplate"]
 
 
-def align_to_template(z: torch.Tensor, template: torch.Tensor, group) -> torch.Tensor:
+def align_to_template(z: torch.Tensor, group, template: torch.Tensor) -> torch.Tensor:
     r"""Move every latent to the point of its orbit closest to ``template``.
 
     Parameters
     ----------
     z : Tensor, shape ``(B, *latent_shape)``
+    group : group object (its ``align``)
     template : Tensor, shape ``latent_shape`` (one template shared by the batch)
-    group : group object supported by :func:`~invlatent.quotient.align`
+        (The old order ``align_to_template(z, template, group)`` works for one release, with a
+        ``DeprecationWarning``.)
 
     Returns
     -------
@@ -41,9 +43,10 @@ def align_to_template(z: torch.Tensor, template: torch.Tensor, group) -> torch.T
     >>> import torch
     >>> from invlatent import Cyclic
     >>> w = torch.tensor([[1.0, 0.0, 0.0]])
-    >>> align_to_template(torch.tensor([[[0.0, 0.0, 5.0]], [[5.0, 0.0, 0.0]]]), w, Cyclic(3)).tolist()
+    >>> align_to_template(torch.tensor([[[0.0, 0.0, 5.0]], [[5.0, 0.0, 0.0]]]), Cyclic(3), w).tolist()
     [[[5.0, 0.0, 0.0]], [[5.0, 0.0, 0.0]]]
     """
+    group, template = group_first(group, template, "align_to_template", "template")
     check_group(group)
     group.check_latent(z, "z")
     check_tensor(template, "template", expected="latent_shape (no batch axis)")
@@ -51,10 +54,10 @@ def align_to_template(z: torch.Tensor, template: torch.Tensor, group) -> torch.T
         raise ValueError(
             f"template must have shape {tuple(z.shape[1:])} (the latent shape of z, no batch axis), got {tuple(template.shape)}"
         )
-    return _align_to_template(z, template, group)
+    return _align_to_template(z, group, template)
 
 
-def _align_to_template(z, template, group):
+def _align_to_template(z, group, template):
     """:func:`align_to_template` without input checks."""
     w = template.to(dtype=z.dtype, device=z.device).unsqueeze(0).expand_as(z)
     return group.align(w, z)[0]
@@ -90,4 +93,4 @@ class AlignToTemplate(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         check_batch_latent(z, self.group, self.latent_shape)
-        return _align_to_template(z, self.template, self.group)
+        return _align_to_template(z, self.group, self.template)

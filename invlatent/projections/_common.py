@@ -52,3 +52,14 @@ def renamed_count(n_out, old_value, old_name: str):
     if n_out is None:
         raise TypeError("n_out (the number of outputs) is required")
     return n_out
+
+
+def group_first(second, third, fname: str, pname: str):
+    """``(group, params)`` from ``f(z, group, params)``; the old order ``f(z, params, group)`` (a tensor
+    second) still works for one release, with a ``DeprecationWarning``."""
+    if isinstance(second, torch.Tensor) and not isinstance(third, torch.Tensor):
+        warnings.warn(f"{fname}(z, {pname}, group) is deprecated: use {fname}(z, group, {pname}) "
+                      "(data first, then the group, then the parameters, as in the module)",
+                      DeprecationWarning, stacklevel=3)
+        return third, second
+    return second, third

@@ -20,19 +20,21 @@ from torch import nn
 
 from .._validation import check_positive_int, check_tensor
 from ..groups.base import check_group
-from ._common import check_batch_latent, check_latent_shape, check_seed, random_templates, renamed_count
+from ._common import check_batch_latent, check_latent_shape, check_seed, group_first, random_templates, renamed_count
 
 __all__ = ["max_filter", "MaxFilter"]
 
-def max_filter(z: torch.Tensor, templates: torch.Tensor, group, *, template_orbit: torch.Tensor | None = None) -> torch.Tensor:
+def max_filter(z: torch.Tensor, group, templates: torch.Tensor, *, template_orbit: torch.Tensor | None = None) -> torch.Tensor:
     r"""Max filter :math:`p_i(z) = \max_g \langle w_i, \rho(g) z\rangle` for a finite group.
 
     Parameters
     ----------
     z : Tensor, shape ``(B, *latent_shape)``
-    templates : Tensor, shape ``(T, *latent_shape)``
     group : a finite group (:class:`~invlatent.groups.Permutation`, :class:`~invlatent.groups.Cyclic`, ...);
         the max is the group's ``max_inner`` (see :mod:`invlatent.groups.base`)
+    templates : Tensor, shape ``(T, *latent_shape)``
+        (The old order ``max_filter(z, templates, group)`` works for one release, with a
+        ``DeprecationWarning``.)
     template_orbit : Tensor, shape ``(T, |G|, *latent_shape)``, optional
         Precomputed ``group.orbit(templates)`` (the module caches it).
 
@@ -45,9 +47,10 @@ def max_filter(z: torch.Tensor, templates: torch.Tensor, group, *, template_orbi
     >>> import torch
     >>> from invlatent import Cyclic
     >>> w = torch.tensor([[[1.0, 0.0, 0.0]]])
-    >>> max_filter(torch.tensor([[[0.0, 2.0, -1.0]]]), w, Cyclic(3)).tolist()
+    >>> max_filter(torch.tensor([[[0.0, 2.0, -1.0]]]), Cyclic(3), w).tolist()
     [[2.0]]
     """
+    group, templates = group_first(group, templates, "max_filter", "templates")
     check_group(group, finite=True)
     group.check_latent(z, "z")
     check_tensor(templates, "templates", expected="(T, *latent_shape)")
@@ -57,10 +60,10 @@ def max_filter(z: torch.Tensor, templates: torch.Tensor, group, *, template_orbi
         )
     if template_orbit is not None:
         check_tensor(template_orbit, "template_orbit", expected="(T, |G|, *latent_shape)")
-    return _max_filter(z, templates, group, template_orbit)
+    return _max_filter(z, group, templates, template_orbit)
 
 
-def _max_filter(z, templates, group, template_orbit=None):
+def _max_filter(z, group, templates, template_orbit=None):
     """:func:`max_filter` without input checks."""
     w = templates.to(dtype=z.dtype, device=z.device)
     if template_orbit is not None:
@@ -121,4 +124,4 @@ class MaxFilter(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         check_batch_latent(z, self.group, self.latent_shape)
-        return _max_filter(z, self.templates, self.group, self.template_orbit)
+        return _max_filter(z, self.group, self.templates, self.template_orbit)

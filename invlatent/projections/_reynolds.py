@@ -18,19 +18,21 @@ from torch import nn
 
 from .._validation import check_positive_int, check_tensor
 from ..groups.base import check_group
-from ._common import check_batch_latent, check_latent_shape, check_seed, random_templates
+from ._common import check_batch_latent, check_latent_shape, check_seed, group_first, random_templates
 
 __all__ = ["reynolds_projection", "ReynoldsProjection"]
 
 
-def reynolds_projection(z: torch.Tensor, weight: torch.Tensor, group) -> torch.Tensor:
+def reynolds_projection(z: torch.Tensor, group, weight: torch.Tensor) -> torch.Tensor:
     r"""Linear map of the group average: :math:`p(z) = W \operatorname{vec}(\bar z)`.
 
     Parameters
     ----------
     z : Tensor, shape ``(B, *latent_shape)``
-    weight : Tensor, shape ``(k, prod(latent_shape))``
     group : group object with ``average``
+    weight : Tensor, shape ``(k, prod(latent_shape))``
+        (The old order ``reynolds_projection(z, weight, group)`` works for one release, with a
+        ``DeprecationWarning``.)
 
     Returns
     -------
@@ -41,19 +43,20 @@ def reynolds_projection(z: torch.Tensor, weight: torch.Tensor, group) -> torch.T
     >>> import torch
     >>> from invlatent import Permutation
     >>> z = torch.tensor([[[1.0], [3.0]]])
-    >>> reynolds_projection(z, torch.tensor([[1.0, 1.0]]), Permutation()).tolist()  # 2 x mean
+    >>> reynolds_projection(z, Permutation(), torch.tensor([[1.0, 1.0]])).tolist()  # 2 x mean
     [[4.0]]
     """
+    group, weight = group_first(group, weight, "reynolds_projection", "weight")
     check_group(group)
     group.check_latent(z, "z")
     D = z[0].numel()
     check_tensor(weight, "weight", ndim=2, expected=f"(k, {D})")
     if weight.shape[1] != D:
         raise ValueError(f"weight must have shape (k, {D}) to match z of shape {tuple(z.shape)}, got {tuple(weight.shape)}")
-    return _reynolds_projection(z, weight, group)
+    return _reynolds_projection(z, group, weight)
 
 
-def _reynolds_projection(z, weight, group):
+def _reynolds_projection(z, group, weight):
     """:func:`reynolds_projection` without input checks."""
     return group.average(z).flatten(1) @ weight.to(dtype=z.dtype, device=z.device).T
 
@@ -84,4 +87,4 @@ class ReynoldsProjection(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         check_batch_latent(z, self.group, self.latent_shape)
-        return _reynolds_projection(z, self.weight, self.group)
+        return _reynolds_projection(z, self.group, self.weight)

@@ -89,7 +89,7 @@ def test_projections_and_diagnostics_with_custom_group(gen):
     w = torch.randn(5, 2, 2, 2, generator=gen(7), dtype=torch.float64)
     # max filter against a brute-force max over the orbit written here
     brute = torch.stack([(G.act(torch.full((40,), k), z).flatten(1) @ w.flatten(1).T) for k in range(8)]).amax(0)
-    torch.testing.assert_close(max_filter(z, w, G), brute)
+    torch.testing.assert_close(max_filter(z, G, w), brute)
     mf = MaxFilter(G, (2, 2, 2), n_templates=16, seed=0).double()
     canon = AlignToTemplate(G, (2, 2, 2), seed=0).double()
     rey = ReynoldsProjection(G, (2, 2, 2), n_out=4).double()

@@ -195,3 +195,17 @@ def test_renamed_output_counts_still_work_with_a_deprecation_warning():
         MaxFilter(Cyclic(6), (2, 6), n_out=5, n_templates=5)
     with pytest.warns(DeprecationWarning, match="n_components"):
         invlatent.InvariantProjector(Cyclic(6), (2, 6), n_components=5).fit(z.numpy())
+
+
+def test_functions_take_data_then_group_then_parameters_old_order_deprecated():
+    from invlatent import align_to_template, max_filter, reynolds_projection
+
+    C = Cyclic(4)
+    z = torch.randn(3, 2, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    w = torch.randn(5, 2, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    W = torch.randn(6, 8, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    for fn, param in ((max_filter, w), (align_to_template, w[0]), (reynolds_projection, W)):
+        new = fn(z, C, param)
+        with pytest.warns(DeprecationWarning, match="deprecated"):
+            old = fn(z, param, C)
+        assert torch.equal(new, old)
