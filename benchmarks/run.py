@@ -42,7 +42,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
 import invlatent  # noqa: E402
-from invlatent import Cyclic, MaxFilter, Permutation, pairwise_quotient_distance, sort_projection  # noqa: E402
+from invlatent import SO3, Cyclic, MaxFilter, Permutation, pairwise_quotient_distance, sort_projection  # noqa: E402
 from invlatent.projections import complete_invariants, irrep_norms  # noqa: E402
 
 TARGETS = {
@@ -196,7 +196,7 @@ def bench_max_filter(device, sizes, repeats, N=16, c=8, T=256):
     """Random max filters for C_N on (B, c, N) latents vs a numpy loop over group elements, and vs
     a dense matmul of the same shape ((B, c*N) @ (c*N, T*N): the same multiply-adds, the ceiling)."""
     group = Cyclic(N)
-    mf = MaxFilter(group, (c, N), n_templates=T, seed=0).to(device)
+    mf = MaxFilter(group, (c, N), n_out=T, seed=0).to(device)
     W = mf.templates.detach().cpu().numpy().reshape(T, c * N)
     dense = torch.randn(c * N, T * N, generator=torch.Generator().manual_seed(3)).to(device)
     out = {"sizes": [], "invlatent_s": [], "reference_s": [], "matmul_s": [], "speedup": [], "fraction_of_matmul": [],
@@ -242,7 +242,7 @@ def bench_irreps(device, sizes, repeats, irreps="16x0e + 16x1o + 8x2e"):
         with torch.no_grad():
             t_n = median_time(lambda: irrep_norms(z, ir), device, repeats)
             t_on = median_time(lambda: norm_mod(z), device, repeats)
-            t_c = median_time(lambda: complete_invariants(z, ir), device, repeats)
+            t_c = median_time(lambda: complete_invariants(z, SO3(ir)), device, repeats)
             t_ts = median_time(lambda: tsq(z), device, repeats)
         out["sizes"].append(B)
         out["norms_s"].append(t_n)
@@ -314,7 +314,7 @@ def _memory_probe(op: str, device: torch.device, size: int) -> dict:
         run = lambda: sort_projection(z)  # noqa: E731
         input_mb = z.numel() * 4 / 2**20
     elif op == "max_filter":
-        mf = MaxFilter(Cyclic(16), (8, 16), n_templates=256, seed=0).to(device)
+        mf = MaxFilter(Cyclic(16), (8, 16), n_out=256, seed=0).to(device)
         z = torch.randn(size, 8, 16).to(device)
         run = lambda: mf(z)  # noqa: E731
         input_mb = z.numel() * 4 / 2**20
@@ -327,7 +327,7 @@ def _memory_probe(op: str, device: torch.device, size: int) -> dict:
 
         ir = o3.Irreps("16x0e + 16x1o + 8x2e")
         z = torch.randn(size, ir.dim).to(device)
-        run = lambda: complete_invariants(z, ir)  # noqa: E731
+        run = lambda: complete_invariants(z, SO3(ir))  # noqa: E731
         input_mb = z.numel() * 4 / 2**20
     else:
         raise ValueError(f"unknown op {op!r}")

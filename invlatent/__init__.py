@@ -24,8 +24,8 @@ __all__ = [
 ]
 
 # --- core (issue 3): groups, projections, quotient metric, diagnostics ---
-from .diagnostics import ambiguity_index, equivariance_error, invariance_error, retention
-from .groups import O3, SO3, Cyclic, CyclicFourier, Permutation, permute_sparse, to_dense_nodes
+from .probes import ambiguity_index, equivariance_error, invariance_error, retention
+from .groups import O3, SO3, Cyclic, CyclicFourier, Group, ImageRotation, Permutation, permute_sparse, to_dense_nodes
 from .projections import (
     AlignToTemplate,
     Bispectrum,
@@ -47,7 +47,7 @@ from .projections import (
     sort_projection,
 )
 from .quotient import align, aligned_interpolation, pairwise_quotient_distance, quotient_distance
-from .sklearn import InvariantProjector
+from .probes import InvariantProjector
 
 __all__ += [
     "Permutation",
@@ -88,7 +88,7 @@ __all__ += [
 # --- end core ---
 
 # --- molecules (issue 4) ---
-from .chem import generation_metrics, graphs_to_smiles, tanimoto, valence_decode
+from .probes import generation_metrics, graphs_to_smiles, tanimoto, valence_decode
 from .data.qm9 import QM9Graphs, load_qm9, qm9_split
 from .models.graph_vae import GraphVAE, permute_graphs, train_graph_vae
 
@@ -107,14 +107,27 @@ __all__ += [
 # --- end molecules ---
 
 # --- streaming and input-space orbits (lead) ---
-from .orbits import orbit_latents, orbit_spread, view_correlation
-from .streaming import Chunked, project_in_chunks
+from .probes import orbit_latents, orbit_spread, view_correlation
+from .projections import Chunked, project_in_chunks
 
 __all__ += ["project_in_chunks", "Chunked", "orbit_latents", "orbit_spread", "view_correlation"]
 # --- end streaming ---
 
 # --- images (issue 5) ---
-from .rotations import ImageRotation, rot90, rotate
+from .rotations import rot90, rotate
 
-__all__ += ["ImageRotation", "rot90", "rotate"]
+__all__ += ["ImageRotation", "rot90", "rotate", "Group"]
 # --- end images ---
+
+# --- old module paths (kept for one release; see CHANGELOG.md) ---
+import sys as _sys
+
+from . import probes as _probes
+from . import projections as _projections
+
+for _old, _new in {"diagnostics": _probes._diagnostics, "orbits": _probes._orbits, "sklearn": _probes._sklearn,
+                   "chem": _probes._chem, "frames": _projections._frames, "relative": _projections._relative,
+                   "streaming": _projections._streaming}.items():
+    _sys.modules[f"{__name__}.{_old}"] = _new
+    globals()[_old] = _new
+del _sys, _old, _new, _probes, _projections

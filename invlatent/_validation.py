@@ -11,7 +11,8 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["check_tensor", "check_same_shape", "check_mask", "check_positive_int", "all_finite", "describe"]
+__all__ = ["check_tensor", "check_same_shape", "check_mask", "check_positive_int", "check_optional_positive_int",
+           "all_finite", "describe"]
 
 
 def _fmt_shape(shape: Sequence) -> str:
@@ -142,6 +143,11 @@ def check_mask(mask, z: torch.Tensor, name: str = "mask", z_name: str = "z") -> 
             f"of shape {_fmt_shape(z.shape)}, got {_fmt_shape(mask.shape)}"
         )
     return mask
+
+
+def check_optional_positive_int(value, name: str) -> int | None:
+    """``None`` or a positive int (``TypeError`` for other types, ``ValueError`` for ``<= 0``)."""
+    return None if value is None else check_positive_int(value, name)
 
 
 def check_positive_int(value, name: str) -> int:

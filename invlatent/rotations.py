@@ -17,8 +17,8 @@ with :math:`p` measured from the centre in (column, -row) coordinates.
 * :func:`rotate` turns by any angle (one per image), sampling with bilinear interpolation
   (``affine_grid``/``grid_sample``); by a multiple of :math:`90^\circ` on a square image it agrees
   with :func:`rot90` up to rounding, because pixel centres land on pixel centres;
-* :class:`ImageRotation` is the cyclic group :math:`C_N` acting on images (duck-typed like the
-  groups of :mod:`invlatent.groups`: ``order``, ``elements``, ``sample``, ``act``, ``orbit``).
+* :func:`turn` turns by :math:`360^\circ k/N`, exactly when that is a quarter turn;
+* the group :class:`~invlatent.groups.ImageRotation` (:math:`C_N` acting on images) is built on them.
 
 Everything is batched (no per-image loops) and runs on the device and dtype of the input.
 
@@ -41,7 +41,7 @@ import torch.nn.functional as F
 
 from ._validation import check_tensor, describe
 
-__all__ = ["rot90", "rotate", "disc_mask", "random_angles", "ImageRotation"]
+__all__ = ["rot90", "rotate", "turn", "disc_mask", "random_angles"]
 
 
 def _check_images(x, name: str = "x") -> torch.Tensor:
@@ -213,78 +213,32 @@ def random_angles(B: int, *, generator: torch.Generator | None = None, device=No
     return (torch.rand(B, generator=generator, dtype=torch.float64) * 360.0).to(device=device, dtype=dtype)
 
 
-class ImageRotation:
-    r"""The cyclic group :math:`C_N` of rotations by multiples of :math:`360^\circ / N`, acting on images.
+def turn(x: torch.Tensor, k: int | torch.Tensor, N: int) -> torch.Tensor:
+    r"""Turn images by :math:`360^\circ k/N`: exactly (:func:`rot90`) when every turn is a quarter turn, else interpolated (:func:`rotate`).
 
-    Element ``g`` (an integer) turns an image counter-clockwise by :math:`g \cdot 360^\circ/N`,
-    exactly with :func:`rot90` when that is a multiple of :math:`90^\circ`, otherwise by
-    interpolation with :func:`rotate` (so the action is only approximately a group action
-    for :math:`N \notin \{1, 2, 4\}`). The interface mirrors the latent groups of
-    :mod:`invlatent.groups` so that equivariance tests can pair the image action with the
-    latent action ``invlatent.Cyclic(N)``.
-
-    Parameters
-    ----------
-    N : int
-        Order of the group.
+    The one place that decides "quarter turn exact, else interpolate" for the package (the
+    image group :class:`~invlatent.groups.ImageRotation` and the group CNN use it).
+    ``k`` is one int for the batch or an integer tensor ``(B,)``.
 
     Example
     -------
-    >>> G = ImageRotation(4)
-    >>> x = torch.rand(2, 1, 6, 6)
-    >>> G.orbit(x).shape
-    torch.Size([2, 4, 1, 6, 6])
-    >>> bool(torch.equal(G.act(torch.tensor([1, 3]), x)[1], torch.rot90(x[1], 3, dims=(-2, -1))))
+    >>> x = torch.arange(16.).reshape(1, 1, 4, 4)
+    >>> bool(torch.equal(turn(x, 2, 8), rot90(x, 1)))
     True
     """
+    if isinstance(k, int) and not isinstance(k, bool):
+        if (4 * k) % N == 0:
+            return rot90(x, (4 * k) // N)
+        return rotate(x, 360.0 * k / N)
+    k = k % N
+    if bool(((k * 4) % N == 0).all()):
+        return rot90(x, (k * 4) // N)
+    return rotate(x, (k.to(torch.float64) * (360.0 / N)).to(x.dtype))
 
-    is_finite = True
 
-    def __init__(self, N: int):
-        if not isinstance(N, int) or isinstance(N, bool) or N <= 0:
-            raise ValueError(f"N must be a positive int, got {describe(N)}")
-        self.N = N
+def __getattr__(name):  # ImageRotation moved to invlatent.groups (kept importable from here)
+    if name == "ImageRotation":
+        from .groups import ImageRotation
 
-    def check_latent(self, x, name: str = "x") -> torch.Tensor:
-        """Validate an image batch ``(B, C, H, W)`` (the objects this group acts on)."""
-        return _check_images(x, name)
-
-    @property
-    def order(self) -> int:
-        return self.N
-
-    @property
-    def exact(self) -> bool:
-        """True when every element is a quarter turn (``N`` divides 4)."""
-        return 4 % self.N == 0
-
-    def __repr__(self) -> str:
-        return f"ImageRotation(N={self.N})"
-
-    def elements(self, device=None) -> torch.Tensor:
-        """All elements ``0, ..., N-1``."""
-        return torch.arange(self.N, device=device)
-
-    def sample(self, B: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
-        """``B`` uniformly random elements ``(B,)``."""
-        return torch.randint(self.N, (B,), generator=generator).to(device)
-
-    def degrees(self, g: torch.Tensor) -> torch.Tensor:
-        """The rotation angle of each element, in degrees."""
-        return (g % self.N).to(torch.float64) * (360.0 / self.N)
-
-    def act(self, g: int | torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """Rotate the ``i``-th image by the ``i``-th element (or all by one int)."""
-        _check_images(x)
-        g = _per_image(g, x.shape[0], "g", integer=True, device=x.device, dtype=x.dtype) % self.N
-        quarter = (g * 4) % self.N == 0
-        if bool(quarter.all()):
-            return rot90(x, (g * 4) // self.N)
-        return rotate(x, self.degrees(g).to(x.dtype))
-
-    def orbit(self, x: torch.Tensor) -> torch.Tensor:
-        """All ``N`` rotations of every image: ``(B, N, C, H, W)``."""
-        _check_images(x)
-        B = x.shape[0]
-        g = torch.arange(self.N, device=x.device).repeat(B)
-        return self.act(g, x.repeat_interleave(self.N, dim=0)).reshape(B, self.N, *x.shape[1:])
+        return ImageRotation
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -47,7 +47,7 @@ def graph_vae_scores(model, data: Mapping[str, torch.Tensor], *, n_prior: int = 
     posterior means of ``data``, :func:`~invlatent.models.graph_vae.graph_accuracy`) and
     ``prior_validity``, ``prior_uniqueness`` of ``n_prior`` argmax-decoded prior samples
     (:func:`~invlatent.chem.generation_metrics`, no valence repair)."""
-    from .chem import generation_metrics, graphs_to_smiles
+    from .probes import generation_metrics, graphs_to_smiles
     from .models.graph_vae import decode_graphs, graph_accuracy
     from .utils import seeded_generator
 

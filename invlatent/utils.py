@@ -18,6 +18,7 @@ from typing import Iterable, TypeVar
 
 import numpy as np
 import torch
+from ._validation import describe
 
 __all__ = [
     "default_device",
@@ -187,7 +188,7 @@ def glue(name: str, value):
     0.25
     """
     if not isinstance(name, str) or not name:
-        raise TypeError(f"name must be a non-empty str, got {name!r}")
+        raise TypeError(f"name must be a non-empty str, got {describe(name)}")
     plain = value
     if isinstance(value, torch.Tensor) and value.numel() == 1:
         plain = value.item()

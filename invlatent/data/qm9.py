@@ -42,19 +42,18 @@ Example
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
-import time
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from .._validation import describe
-from ..utils import cache_dir, progress, sha256_file
+from .._graphs import ATOM_TYPES, BOND_TYPES, MAX_NODES
+from .._validation import check_optional_positive_int, check_positive_int, describe
+from ..utils import progress
+from ._cache import cached_arrays
+from ._source import qm9_data_dir, read_qm9_csv
 
 __all__ = [
     "ATOM_TYPES",
@@ -67,12 +66,6 @@ __all__ = [
     "qm9_data_dir",
 ]
 
-#: Node types, in the order of their index.
-ATOM_TYPES: tuple[str, ...] = ("C", "N", "O", "F")
-#: Edge types, index ``1..3`` (``0`` means "no bond").
-BOND_TYPES: tuple[str, ...] = ("single", "double", "triple")
-#: Largest number of heavy atoms in QM9.
-MAX_NODES: int = 9
 
 _HARTREE_EV = 27.211386245988
 #: name -> (CSV column or ``None`` for derived, unit, factor to the unit).
@@ -88,20 +81,6 @@ PROPERTIES: dict[str, tuple[str | None, str, float]] = {
     "n_heavy": (None, "atoms", 1.0),
 }
 _CACHE_VERSION = "v1"
-
-
-def qm9_data_dir() -> Path:
-    """The ``data/`` folder of the installed ``qm9pack`` package (never imports it).
-
-    Raises
-    ------
-    ModuleNotFoundError
-        If ``qm9pack`` is not installed (``pip install qm9pack``).
-    """
-    spec = importlib.util.find_spec("qm9pack")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("qm9pack is not installed; `pip install qm9pack` ships QM9 offline")
-    return Path(list(spec.submodule_search_locations)[0]) / "data"
 
 
 class _MoleculeTable:
@@ -249,16 +228,7 @@ def qm9_split(
 
 
 def _read_csvs(limit: int | None):
-    import pandas as pd
-
-    cols = ["Index", "SMILES"] + [c for c, _, _ in PROPERTIES.values() if c is not None]
-    frames = []
-    for part in ("qm9_part1.csv", "qm9_part2.csv", "qm9_part3.csv"):
-        remaining = None if limit is None else limit - sum(len(f) for f in frames)
-        if remaining is not None and remaining <= 0:
-            break
-        frames.append(pd.read_csv(qm9_data_dir() / part, usecols=cols, nrows=remaining))
-    return pd.concat(frames, ignore_index=True)
+    return read_qm9_csv(["Index", "SMILES"] + [c for c, _, _ in PROPERTIES.values() if c is not None], limit)
 
 
 def _convert(df) -> dict[str, np.ndarray]:
@@ -302,23 +272,6 @@ def _convert(df) -> dict[str, np.ndarray]:
     }
 
 
-def _cache_paths(limit: int | None, root: Path | None) -> tuple[Path, Path]:
-    base = Path(root) if root is not None else cache_dir("qm9")
-    base.mkdir(parents=True, exist_ok=True)
-    stem = f"qm9_{_CACHE_VERSION}" + ("" if limit is None else f"_first{limit}")
-    return base / f"{stem}.npz", base / f"{stem}.sha256"
-
-
-def _cache_ok(npz: Path, sidecar: Path) -> bool:
-    if not (npz.is_file() and sidecar.is_file()):
-        return False
-    try:
-        want = json.loads(sidecar.read_text())["sha256"]
-    except (ValueError, KeyError):
-        return False
-    return sha256_file(npz) == want
-
-
 def load_qm9(
     *, limit: int | None = None, rebuild: bool = False, root: str | os.PathLike | None = None,
     verbose: bool = False,
@@ -344,23 +297,10 @@ def load_qm9(
     Molecules RDKit cannot parse, or with more than 9 heavy atoms, would be dropped; for the
     shipped QM9 none are (all 130,831 load).
     """
-    if limit is not None and (not isinstance(limit, int) or limit < 1):
-        raise ValueError(f"limit must be a positive int or None, got {describe(limit)}")
-    npz, sidecar = _cache_paths(limit, None if root is None else Path(root))
-    t0 = time.perf_counter()
-    built = False
-    if rebuild or not _cache_ok(npz, sidecar):
-        arrays = _convert(_read_csvs(limit))
-        tmp = npz.with_name(npz.stem + ".tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, npz)
-        sidecar.write_text(json.dumps({"sha256": sha256_file(npz), "version": _CACHE_VERSION}))
-        built = True
-    with np.load(npz, allow_pickle=False) as f:
-        arr = {k: f[k] for k in f.files}
-    if verbose:
-        print(f"QM9: {'built' if built else 'loaded'} {len(arr['mask'])} molecules "
-              f"in {time.perf_counter() - t0:.1f} s ({npz})")
+    check_optional_positive_int(limit, "limit")
+    stem = f"qm9_{_CACHE_VERSION}" + ("" if limit is None else f"_first{limit}")
+    arr = cached_arrays(stem, lambda: _convert(_read_csvs(limit)), version=_CACHE_VERSION, rebuild=rebuild,
+                        root=root, label="QM9", verbose=verbose)
     return QM9Graphs(
         atom_type=torch.from_numpy(arr["atom_type"].astype(np.int64)),
         bond_type=torch.from_numpy(arr["bond_type"].astype(np.int64)),

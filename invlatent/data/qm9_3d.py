@@ -49,20 +49,21 @@ torch.Size([20, 8])
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from .._validation import check_mask, check_tensor, describe
-from ..utils import cache_dir, progress, sha256_file
-from .qm9 import PROPERTIES, _cache_ok, _MoleculeTable, qm9_data_dir
+from .._validation import check_optional_positive_int, check_tensor
+from ..utils import progress
+from .._graphs import radius_graph_dense
+from .._irreps import TARGET_IRREPS
+from ._cache import cached_arrays
+from ._source import read_qm9_csv
+from .qm9 import PROPERTIES, _MoleculeTable
 
 __all__ = [
     "ELEMENTS",
@@ -84,7 +85,7 @@ ATOMIC_NUMBERS: tuple[int, ...] = (1, 6, 7, 8, 9)
 #: Largest number of atoms (with hydrogens) in QM9.
 MAX_ATOMS: int = 29
 #: e3nn irreps of :func:`equivariant_targets`: the dipole (``1o``) and the quadrupole (``2e``).
-TARGET_IRREPS: str = "1x1o + 1x2e"
+TARGET_IRREPS: str = TARGET_IRREPS
 _CACHE_VERSION = "v1"
 
 
@@ -192,53 +193,6 @@ def equivariant_targets(pos: torch.Tensor, charge: torch.Tensor, mask: torch.Ten
 # --------------------------------------------------------------------------------------
 # neighbour graphs without compiled extensions
 # --------------------------------------------------------------------------------------
-
-
-def radius_graph_dense(pos: torch.Tensor, mask: torch.Tensor, r_max: float, *, loop: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Neighbour graph of padded point clouds by batched distances (no ``torch_cluster``).
-
-    Edges :math:`j \to i` for every pair of real atoms of one molecule with
-    :math:`\lVert r_i - r_j\rVert \le r_\max` (both directions), computed from one
-    ``(B, n, n)`` distance tensor -- cheap for :math:`n \le 29`.
-
-    Parameters
-    ----------
-    pos : Tensor, shape ``(B, n, 3)``
-    mask : BoolTensor, shape ``(B, n)``
-    r_max : float
-        Cutoff radius (Å), positive.
-    loop : bool
-        Include self-loops.
-
-    Returns
-    -------
-    pos_flat : Tensor, shape ``(N, 3)``
-        The real atoms, molecule after molecule (``N = mask.sum()``).
-    edge_index : LongTensor, shape ``(2, E)``
-        ``(source, target)`` indices into ``pos_flat`` (PyG convention).
-
-    Example
-    -------
-    >>> pos = torch.tensor([[[0.0, 0, 0], [1.0, 0, 0], [5.0, 0, 0]]])
-    >>> _, ei = radius_graph_dense(pos, torch.ones(1, 3, dtype=torch.bool), 1.5)
-    >>> ei.tolist()
-    [[1, 0], [0, 1]]
-    """
-    check_tensor(pos, "pos", ndim=3, shape=(None, None, 3), expected="(B, n, 3)")
-    check_mask(mask, pos[..., 0])
-    if mask is None:
-        raise TypeError("mask must be a bool tensor of shape (B, n), got None")
-    if not isinstance(r_max, (int, float)) or not r_max > 0:
-        raise ValueError(f"r_max must be a positive number, got {describe(r_max)}")
-    B, n, _ = pos.shape
-    dist = torch.cdist(pos, pos)
-    adj = (dist <= r_max) & mask.unsqueeze(1) & mask.unsqueeze(2)
-    if not loop:
-        adj &= ~torch.eye(n, dtype=torch.bool, device=pos.device)
-    flat_id = torch.cumsum(mask.flatten(), 0).view(B, n) - 1  # slot -> index among real atoms
-    b, i, j = adj.nonzero(as_tuple=True)  # i: target, j: source
-    edge_index = torch.stack([flat_id[b, j], flat_id[b, i]])
-    return pos[mask], edge_index
 
 
 # --------------------------------------------------------------------------------------
@@ -381,16 +335,8 @@ def _parse(df) -> dict[str, np.ndarray]:
 
 
 def _read(limit: int | None):
-    import pandas as pd
-
     cols = ["Index", "SMILES", "Elements", "XYZ_Ang", "Mulliken_pop"] + [c for c, _, _ in PROPERTIES.values() if c]
-    frames = []
-    for part in ("qm9_part1.csv", "qm9_part2.csv", "qm9_part3.csv"):
-        remaining = None if limit is None else limit - sum(len(f) for f in frames)
-        if remaining is not None and remaining <= 0:
-            break
-        frames.append(pd.read_csv(qm9_data_dir() / part, usecols=cols, nrows=remaining))
-    return pd.concat(frames, ignore_index=True)
+    return read_qm9_csv(cols, limit)
 
 
 def load_qm9_3d(*, limit: int | None = None, rebuild: bool = False, root: str | os.PathLike | None = None,
@@ -415,26 +361,10 @@ def load_qm9_3d(*, limit: int | None = None, rebuild: bool = False, root: str | 
     Building the full cache parses about 230 MB of CSV (about 10 s here); the cache is an
     ``.npz`` file (about 30 MB) with a ``.sha256`` sidecar, checked on every load.
     """
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-        raise ValueError(f"limit must be a positive int or None, got {describe(limit)}")
-    base = Path(root) if root is not None else cache_dir("qm9")
-    base.mkdir(parents=True, exist_ok=True)
+    check_optional_positive_int(limit, "limit")
     stem = f"qm9_3d_{_CACHE_VERSION}" + ("" if limit is None else f"_first{limit}")
-    npz, sidecar = base / f"{stem}.npz", base / f"{stem}.sha256"
-    t0 = time.perf_counter()
-    built = False
-    if rebuild or not _cache_ok(npz, sidecar):
-        arrays = _parse(_read(limit))
-        tmp = npz.with_name(npz.stem + f".tmp{os.getpid()}.npz")
-        np.savez_compressed(tmp, **arrays)
-        os.replace(tmp, npz)
-        sidecar.write_text(json.dumps({"sha256": sha256_file(npz), "version": _CACHE_VERSION}))
-        built = True
-    with np.load(npz, allow_pickle=False) as f:
-        arr = {k: f[k] for k in f.files}
-    if verbose:
-        print(f"QM9 3D: {'built' if built else 'loaded'} {len(arr['mask'])} molecules "
-              f"in {time.perf_counter() - t0:.1f} s ({npz})")
+    arr = cached_arrays(stem, lambda: _parse(_read(limit)), version=_CACHE_VERSION, rebuild=rebuild,
+                        root=root, label="QM9 3D", verbose=verbose)
     return QM9Geometries(
         pos=torch.from_numpy(arr["pos"]), atom_type=torch.from_numpy(arr["atom_type"].astype(np.int64)),
         mask=torch.from_numpy(arr["mask"]), charge=torch.from_numpy(arr["charge"]), y=torch.from_numpy(arr["y"]),

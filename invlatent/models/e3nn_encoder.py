@@ -57,14 +57,18 @@ import math
 import torch
 from torch import nn
 
+from .._graphs import radius_graph_dense
+from .._irreps import TARGET_IRREPS
 from .._validation import check_positive_int, check_tensor
+from ._training import fit
 
 __all__ = ["E3NNEncoder", "E3NNPropertyModel", "equivariant_property_loss", "train_property_model", "encode_molecules"]
 
 
 def _scatter_sum(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
-    out = src.new_zeros(size, *src.shape[1:])
-    return out.index_add_(0, index, src)
+    from torch_geometric.utils import scatter
+
+    return scatter(src, index, dim=0, dim_size=size, reduce="sum")
 
 
 def _dense_edges(pos: torch.Tensor, batch: torch.Tensor, num_graphs: int, r_max: float) -> torch.Tensor:
@@ -72,8 +76,6 @@ def _dense_edges(pos: torch.Tensor, batch: torch.Tensor, num_graphs: int, r_max:
     from torch_geometric.utils import to_dense_batch
 
     dense, mask = to_dense_batch(pos, batch, batch_size=num_graphs)
-    from ..data.qm9_3d import radius_graph_dense
-
     return radius_graph_dense(dense, mask, r_max)[1]
 
 
@@ -212,8 +214,6 @@ class E3NNPropertyModel(nn.Module):
         super().__init__()
         from e3nn import o3
 
-        from ..data.qm9_3d import TARGET_IRREPS
-
         if not isinstance(encoder, E3NNEncoder):
             raise TypeError(f"encoder must be an E3NNEncoder, got {type(encoder).__name__}")
         check_positive_int(num_scalars, "num_scalars")
@@ -250,7 +250,7 @@ def train_property_model(model: E3NNPropertyModel, dataset, train_index, scalar_
         Training molecules.
     scalar_names : tuple of str
         Scalar properties of ``dataset`` for the scalar head (standardised with train statistics).
-    epochs, batch_size, lr : training schedule (Adam, linear warm-up then cosine decay).
+    epochs, batch_size, lr : training schedule (Adam, ``schedule="warmup_cosine"`` of :func:`~invlatent.models._training.lr_at`).
     tensor_weight : weight of the dipole/quadrupole MSE.
     rotate : bool
         Present every batch in a fresh random orientation (the model is equivariant, so this
@@ -259,12 +259,13 @@ def train_property_model(model: E3NNPropertyModel, dataset, train_index, scalar_
     Returns
     -------
     dict
-        ``{"loss": last-epoch mean loss, "mean", "std" (scalar statistics), "target_scale"}``
-        as lists, suitable as checkpoint metadata. The tensor head predicts the targets divided
+        The result dict of :func:`~invlatent.models._training.fit` (``final_loss``, ``history``,
+        ``epochs``, ``seconds``, ...; ``loss`` is the same as ``final_loss``, kept for one release)
+        plus ``"mean"``, ``"std"`` (scalar statistics) and ``"target_scale"`` as lists, suitable as
+        checkpoint metadata. The tensor head predicts the targets divided
         by ``target_scale`` (the RMS norm of the dipoles, resp. quadrupoles, of the training set).
     """
     from ..groups import SO3
-    from ..utils import progress, seeded_generator
 
     if not isinstance(model, E3NNPropertyModel):
         raise TypeError(f"model must be an E3NNPropertyModel, got {type(model).__name__}")
@@ -280,35 +281,30 @@ def train_property_model(model: E3NNPropertyModel, dataset, train_index, scalar_
     rms = torch.stack([t[:, :3].square().sum(1).mean().sqrt(), t[:, 3:].square().sum(1).mean().sqrt()])
     scale = torch.cat([rms[0].expand(3), rms[1].expand(5)]).clamp_min(1e-12)
     r_max = model.encoder.r_max if r_max is None else r_max
-    gen = seeded_generator(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
     steps = epochs * ((len(idx) + batch_size - 1) // batch_size)
-    warm = max(1, steps // 20)  # linear warm-up, then cosine decay
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda k: min(1.0, (k + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(k, steps) / steps)))
-    model.train()
-    last = 0.0
-    for _ in progress(range(epochs), desc="e3nn training"):
+    SO = SO3("1x1o")
+
+    def batches(epoch, gen):
         perm = idx[torch.randperm(len(idx), generator=gen)]
-        total, count = 0.0, 0
+        out = []
         for start in range(0, len(perm), batch_size):
             b_idx = perm[start:start + batch_size]
-            R = SO3("1x1o").sample(len(b_idx), generator=gen, dtype=torch.float32) if rotate else None
-            data = dataset.batch(b_idx, r_max=r_max, rotation=R, device=device)
-            ys = ((data.y[:, cols].double().cpu() - mean) / std).to(device=device, dtype=data.pos.dtype)
-            _, s_pred, t_pred = model(data)
-            ts = data.targets / scale.to(device=device, dtype=data.pos.dtype)
-            loss = equivariant_property_loss(s_pred, ys, t_pred, ts, tensor_weight)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(b_idx)
-            count += len(b_idx)
-        last = total / count
-    model.eval()
-    return {"loss": last, "mean": mean.tolist(), "std": std.tolist(), "scalar_names": list(scalar_names),
-            "target_scale": scale.tolist()}
+            R = SO.sample(len(b_idx), generator=gen, dtype=torch.float32) if rotate else None
+            out.append(((b_idx, R), len(b_idx)))
+        return out
+
+    def step(batch, k):
+        b_idx, R = batch
+        data = dataset.batch(b_idx, r_max=r_max, rotation=R, device=device)
+        ys = ((data.y[:, cols].double().cpu() - mean) / std).to(device=device, dtype=data.pos.dtype)
+        _, s_pred, t_pred = model(data)
+        ts = data.targets / scale.to(device=device, dtype=data.pos.dtype)
+        return {"loss": equivariant_property_loss(s_pred, ys, t_pred, ts, tensor_weight)}
+
+    out = fit(model, batches, step, epochs=epochs, lr=lr, schedule="warmup_cosine",
+              warmup_steps=max(1, steps // 20), seed=seed, desc="e3nn training")
+    return {**out, "loss": out["final_loss"], "mean": mean.tolist(), "std": std.tolist(),
+            "scalar_names": list(scalar_names), "target_scale": scale.tolist()}
 
 
 @torch.no_grad()

@@ -44,7 +44,6 @@ True
 from __future__ import annotations
 
 import math
-import time
 from typing import Sequence
 
 import torch
@@ -52,7 +51,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validation import check_positive_int, check_tensor, describe
-from ..rotations import disc_mask, rot90, rotate
+from ._training import fit
+from ..rotations import disc_mask, rot90, rotate, turn  # noqa: F401 (rot90: used by the doctests)
 
 __all__ = [
     "filter_rotation_matrices",
@@ -94,10 +94,7 @@ def filter_rotation_matrices(N: int, kernel_size: int, *, dtype=torch.float64) -
     basis = torch.eye(k * k, dtype=torch.float64).reshape(k * k, 1, k, k)
     mats = []
     for r in range(N):  # N small fixed matrices, built once per layer
-        if (4 * r) % N == 0:
-            rb = rot90(basis, (4 * r) // N)
-        else:
-            rb = rotate(basis, 360.0 * r / N)
+        rb = turn(basis, r, N)
         mats.append(rb.reshape(k * k, k * k).T)  # column q = rotated basis image q
     return torch.stack(mats).to(dtype)
 
@@ -378,10 +375,7 @@ def rotate_group_features(f: torch.Tensor, k: int) -> torch.Tensor:
         raise TypeError(f"k must be an int, got {type(k).__name__}")
     B, C, N, H, W = f.shape
     flat = f.reshape(B, C * N, H, W)
-    if (4 * k) % N == 0:
-        flat = rot90(flat, (4 * k) // N)
-    else:
-        flat = rotate(flat, 360.0 * k / N)
+    flat = turn(flat, k, N)
     return torch.roll(flat.reshape(B, C, N, H, W), k, dims=2)
 
 
@@ -411,7 +405,7 @@ def layer_equivariance_errors(model: GCNN, x: torch.Tensor, k: int = 1) -> dict[
     check_tensor(x, "x", ndim=4, expected="(B, C_in, H, W)")
     N = model.n_rotations
     exact = (4 * k) % N == 0
-    xr = rot90(x, (4 * k) // N) if exact else rotate(x, 360.0 * k / N)
+    xr = turn(x, k, N)
     fa, fb = model.features(x), model.features(xr)
     errs: dict[str, float] = {}
 
@@ -443,15 +437,16 @@ def train_gcnn(
     seed: int = 0,
     device: torch.device | str | None = None,
 ) -> dict[str, object]:
-    r"""Train a classifier with Adam, a one-cycle schedule and cross-entropy; seeded.
+    r"""Train a classifier with Adam, a one-cycle schedule and cross-entropy; seeded (:func:`~invlatent.models._training.fit`).
 
     With ``augment=True`` every training image is turned by a fresh random angle in
     :math:`[0^\circ, 360^\circ)` (:func:`invlatent.rotations.rotate`) each epoch, which teaches
-    the angles between the :math:`N` exact rotations. Returns metadata (for
-    :func:`invlatent.io.train_or_load`): epochs, final loss, training accuracy, seconds.
+    the angles between the :math:`N` exact rotations. Returns the result dict of
+    :func:`~invlatent.models._training.fit` (``epochs``, ``final_loss``, ``final_accuracy``,
+    ``seconds``, ``history``, ...) plus ``train_accuracy`` (= ``final_accuracy``) and ``augment``,
+    the metadata saved by :func:`invlatent.io.train_or_load`.
     """
     from ..rotations import random_angles
-    from ..utils import progress, seeded_generator
 
     check_tensor(x, "x", ndim=4, expected="(n, C, H, W)")
     if not isinstance(y, torch.Tensor) or y.dtype != torch.long or y.shape != x.shape[:1]:
@@ -459,46 +454,24 @@ def train_gcnn(
     check_positive_int(epochs, "epochs")
     check_positive_int(batch_size, "batch_size")
     device = torch.device(device) if device is not None else x.device
-    model.to(device).train()
-    g = seeded_generator(seed)
-    torch.manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    steps = epochs * math.ceil(x.shape[0] / batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    t0 = time.perf_counter()
-    loss_hist: list[float] = []
-    correct = seen = 0
-    bar = progress(range(epochs), desc="train GCNN", unit="epoch")
-    for epoch in bar:
-        perm = torch.randperm(x.shape[0], generator=g)
-        angles = random_angles(x.shape[0], generator=g)
-        total, correct, seen = 0.0, 0, 0
-        for start in range(0, x.shape[0], batch_size):
-            idx = perm[start:start + batch_size]
-            xb, yb = x[idx].to(device), y[idx].to(device)
-            if augment:
-                xb = rotate(xb, angles[idx].to(device=device, dtype=xb.dtype))
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
-            correct += int((logits.argmax(-1) == yb).sum())
-            seen += len(idx)
-        loss_hist.append(total / seen)
-        if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{loss_hist[-1]:.3f}", acc=f"{correct / seen:.3f}")
-    model.eval()
-    return {
-        "epochs": epochs,
-        "final_loss": round(loss_hist[-1], 5),
-        "train_accuracy": round(correct / seen, 5),
-        "seconds": round(time.perf_counter() - t0, 1),
-        "seed": seed,
-        "augment": augment,
-    }
+    model.to(device)
+
+    def batches(epoch, gen):
+        perm = torch.randperm(x.shape[0], generator=gen)
+        angles = random_angles(x.shape[0], generator=gen)
+        return [((perm[s:s + batch_size], angles), len(perm[s:s + batch_size])) for s in range(0, x.shape[0], batch_size)]
+
+    def step(batch, k):
+        idx, angles = batch
+        xb, yb = x[idx].to(device), y[idx].to(device)
+        if augment:
+            xb = rotate(xb, angles[idx].to(device=device, dtype=xb.dtype))
+        logits = model(xb)
+        return {"loss": F.cross_entropy(logits, yb), "accuracy": (logits.argmax(-1) == yb).to(logits.dtype).mean()}
+
+    out = fit(model, batches, step, epochs=epochs, lr=lr, schedule="onecycle", seed=seed, desc="train GCNN")
+    # ``train_accuracy`` (the last epoch's accuracy, as before) is kept next to ``final_accuracy``
+    return {**out, "train_accuracy": out["final_accuracy"], "augment": augment}
 
 
 @torch.no_grad()

@@ -131,7 +131,7 @@ class GraphVAE(nn.Module):
             if v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v}")
         if decoder not in DECODERS:
-            raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")
+            raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {describe(decoder)}")
         self.config = dict(latent_channels=latent_channels, hidden=hidden, depth=depth,
                            decoder_depth=decoder_depth, n_atom_types=n_atom_types, n_bond_types=n_bond_types)
         if decoder != "maron":  # old configs (and checkpoints) keep their exact keys
@@ -271,8 +271,14 @@ def permute_graphs(perm: torch.Tensor, x: torch.Tensor, adj: torch.Tensor, mask:
     >>> pm.tolist(), padj[0, 1, 2, 0].item()
     ([[False, True, True]], 1.0)
     """
-    if not isinstance(perm, torch.Tensor) or perm.dtype != torch.long or perm.shape != mask.shape:
-        raise ValueError(f"perm must be a long tensor of shape (B, n) = {tuple(mask.shape)}")
+    for name, t in (("perm", perm), ("x", x), ("adj", adj), ("mask", mask)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {describe(t)}")
+    if perm.dtype != torch.long or mask.dtype != torch.bool:
+        raise TypeError(f"perm must be a long tensor and mask a bool tensor, got {perm.dtype} and {mask.dtype}")
+    if perm.shape != mask.shape or x.shape[:2] != mask.shape or adj.shape[:3] != (*mask.shape, mask.shape[1]):
+        raise ValueError(f"expected perm (B, n), x (B, n, C), adj (B, n, n, C'), mask (B, n); got "
+                         f"{tuple(perm.shape)}, {tuple(x.shape)}, {tuple(adj.shape)}, {tuple(mask.shape)}")
     B, n = perm.shape
     px = x.gather(1, perm[:, :, None].expand_as(x))
     pa = adj.gather(1, perm[:, :, None, None].expand_as(adj))
@@ -394,6 +400,10 @@ def train_graph_vae(
 
     from ..io import load_checkpoint, save_checkpoint
 
+    if not isinstance(model, GraphVAE):
+        raise TypeError(f"model must be a GraphVAE, got {describe(model)}")
+    if not isinstance(data, Mapping) or not all(isinstance(data.get(k), torch.Tensor) for k in ("x", "adj", "mask")):
+        raise TypeError(f"data must be a mapping with tensors 'x', 'adj', 'mask', got {describe(data)}")
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"schedule must be 'constant' or 'cosine', got {describe(schedule)}")
     x, adj, mask = data["x"], data["adj"], data["mask"]

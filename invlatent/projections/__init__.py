@@ -12,15 +12,28 @@ projection                         group                                        
 :func:`bispectrum`                 :math:`C_N` / :math:`SO(2)` fibers           complete (generic)
 :func:`irrep_norms`                :math:`SO(3)`, :math:`O(3)` (e3nn irreps)    lossy
 :func:`complete_invariants`        :math:`SO(3)`, :math:`O(3)` (e3nn irreps)    Gram / tensor square
+:func:`canonicalize` (frames)      :math:`SO(3)`, :math:`O(3)` (e3nn irreps)    cross-section (PCA frame)
+:func:`frame_average`              :math:`SO(3)`, :math:`O(3)` (e3nn irreps)    frame averaging
+:func:`relative_projection`        orthogonal groups                            cosines to anchors
+:func:`gram_mds_projection`        :math:`O(3)` (e3nn irreps)                   Gram matrix / MDS
 =================================  ===========================================  =======================
+
+One private file per idea (``_sort.py``, ``_maxfilter.py``, ``_frames.py``, ...), re-exported here;
+:func:`project_in_chunks` streams any of them over data larger than device memory.
 """
 
-from .align import AlignToTemplate, align_to_template
-from .irreps import CompleteInvariants, IrrepNorms, complete_invariants, irrep_norms
-from .maxfilter import MaxFilter, max_filter
-from .reynolds import ReynoldsProjection, reynolds_projection
-from .sort import LexSortProjection, SortProjection, lexsort_projection, sort_projection
-from .spectral import Bispectrum, PowerSpectrum, bispectrum, power_spectrum
+from . import _align, _irrep_invariants, _maxfilter, _reynolds, _sort, _spectral
+from ._align import AlignToTemplate, align_to_template
+from ._frames import (FrameAveraging, LatentFrameCanonicalization, PCACanonicalization, apply_rotation,
+                      approx_quotient_distance, canonicalize, frame_average, frame_set, latent_frame, pca_frame,
+                      wigner_blocks)
+from ._irrep_invariants import CompleteInvariants, IrrepNorms, complete_invariants, irrep_norms
+from ._maxfilter import MaxFilter, max_filter
+from ._relative import GramMDSProjection, RelativeProjection, gram_mds, gram_mds_projection, relative_projection
+from ._reynolds import ReynoldsProjection, reynolds_projection
+from ._sort import LexSortProjection, SortProjection, lexsort_projection, sort_projection
+from ._spectral import Bispectrum, PowerSpectrum, bispectrum, power_spectrum
+from ._streaming import Chunked, project_in_chunks
 
 __all__ = [
     "sort_projection",
@@ -41,4 +54,30 @@ __all__ = [
     "IrrepNorms",
     "complete_invariants",
     "CompleteInvariants",
+    "pca_frame",
+    "frame_set",
+    "latent_frame",
+    "canonicalize",
+    "frame_average",
+    "wigner_blocks",
+    "apply_rotation",
+    "PCACanonicalization",
+    "FrameAveraging",
+    "LatentFrameCanonicalization",
+    "approx_quotient_distance",
+    "relative_projection",
+    "RelativeProjection",
+    "gram_mds",
+    "gram_mds_projection",
+    "GramMDSProjection",
+    "project_in_chunks",
+    "Chunked",
 ]
+
+# Old module paths (``invlatent.projections.sort`` ...) keep working for one release.
+import sys as _sys
+
+for _old, _new in {"sort": _sort, "align": _align, "maxfilter": _maxfilter, "reynolds": _reynolds,
+                   "spectral": _spectral, "irreps": _irrep_invariants}.items():
+    _sys.modules[f"{__name__}.{_old}"] = _new
+del _sys, _old, _new

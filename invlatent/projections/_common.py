@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from .._validation import check_positive_int, describe
@@ -38,3 +40,26 @@ def check_batch_latent(z, group, latent_shape, name: str = "z") -> torch.Tensor:
             f"for latent_shape={tuple(latent_shape)}, got {tuple(z.shape)}"
         )
     return z
+
+
+def renamed_count(n_out, old_value, old_name: str):
+    """``n_out``, or the value of its deprecated name ``old_name`` (with a ``DeprecationWarning``)."""
+    if old_value is not None:
+        if n_out is not None:
+            raise TypeError(f"pass n_out only (not also its deprecated name {old_name})")
+        warnings.warn(f"{old_name}= is deprecated: use n_out=", DeprecationWarning, stacklevel=3)
+        return old_value
+    if n_out is None:
+        raise TypeError("n_out (the number of outputs) is required")
+    return n_out
+
+
+def group_first(second, third, fname: str, pname: str):
+    """``(group, params)`` from ``f(z, group, params)``; the old order ``f(z, params, group)`` (a tensor
+    second) still works for one release, with a ``DeprecationWarning``."""
+    if isinstance(second, torch.Tensor) and not isinstance(third, torch.Tensor):
+        warnings.warn(f"{fname}(z, {pname}, group) is deprecated: use {fname}(z, group, {pname}) "
+                      "(data first, then the group, then the parameters, as in the module)",
+                      DeprecationWarning, stacklevel=3)
+        return third, second
+    return second, third

@@ -1,0 +1,378 @@
+r"""Canonical frames for 3D rotations: PCA frames, canonicalisation, frame averaging.
+
+A **frame** of a point cloud :math:`X` is an orthogonal matrix :math:`F(X)` (rows = axes)
+that turns with the cloud, :math:`F(R X) = F(X) R^\top`. For an equivariant latent
+:math:`z(RX) = D(R)\, z(X)` (e3nn irreps), the latent **expressed in the frame**
+
+.. math::
+
+    c(z, X) = D(F(X))\, z \qquad\Rightarrow\qquad c(z(RX), RX) = D(F(X)) D(R)^{-1} D(R)\, z(X) = c(z(X), X)
+
+is invariant: a canonical pose (a cross-section of the orbits). The PCA frame uses the
+eigenvectors of the (weighted, centred) second moment, ordered by decreasing eigenvalue;
+each eigenvector is only defined up to sign, fixed here by the sign of the third moment
+:math:`\sum_i w_i (e_k\cdot r_i)^3` (``proper=True`` takes :math:`e_3 = e_1\times e_2` instead,
+so :math:`F \in SO(3)` and mirror images stay distinct). Where eigenvalues are equal or
+third moments vanish (symmetric molecules) the frame is ill-defined and the canonical form
+jumps: the price of a cross-section for a group with no isometric one.
+
+**Frame averaging** (Puny et al.) averages over the whole *set* of frames instead of
+choosing one: the :math:`2^3` sign choices of the PCA axes (4 with ``proper=True``),
+
+.. math::
+
+    \langle z\rangle_{\mathcal F}(X) = \frac{1}{|\mathcal F(X)|}\sum_{F\in\mathcal F(X)} D(F)\, z ,
+
+which is invariant without any sign rule, but averages away every component that is odd
+under an axis flip (e.g. all of ``1o`` for the 8-element frame).
+
+Frames may be computed from the **input** coordinates (:func:`pca_frame` of ``pos``) or from
+the **latent** itself (:func:`latent_frame`, from its ``l = 1`` vectors): the latter makes a
+projection of the latent alone, comparable with the others of :mod:`invlatent.projections`.
+
+Example
+-------
+>>> import torch
+>>> from e3nn import o3
+>>> g = torch.Generator().manual_seed(0)
+>>> X = torch.randn(4, 6, 3, generator=g, dtype=torch.float64) * torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64)
+>>> R = o3.rand_matrix(4, dtype=torch.float64)
+>>> F, FR = pca_frame(X), pca_frame(X @ R.transpose(1, 2))
+>>> bool(torch.allclose(FR, F @ R.transpose(1, 2), atol=1e-8))      # the frame turns with the cloud
+True
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from functools import lru_cache
+
+import torch
+from torch import nn
+
+from .._irreps import apply_rotation as _apply_rotation
+from .._irreps import check_irreps_latent as _check_latent
+from .._irreps import l1_blocks, wigner_blocks
+from .._irreps import parse_irreps as _irreps
+from .._validation import check_mask, check_tensor
+
+__all__ = [
+    "pca_frame",
+    "frame_set",
+    "latent_frame",
+    "canonicalize",
+    "frame_average",
+    "wigner_blocks",
+    "apply_rotation",
+    "PCACanonicalization",
+    "FrameAveraging",
+    "LatentFrameCanonicalization",
+    "approx_quotient_distance",
+]
+
+
+def _check_frames(frame, B, name="frame"):
+    check_tensor(frame, name, min_ndim=3, expected="(B, 3, 3) or (B, K, 3, 3)")
+    if frame.shape[0] != B or frame.shape[-2:] != (3, 3):
+        raise ValueError(f"{name} must have shape ({B}, 3, 3) or ({B}, K, 3, 3), got {tuple(frame.shape)}")
+    return frame
+
+
+def _moments(points, mask, weights):
+    check_tensor(points, "points", ndim=3, shape=(None, None, 3), expected="(B, n, 3)")
+    check_mask(mask, points, z_name="points")
+    w = points.new_ones(points.shape[:2])
+    if weights is not None:
+        check_tensor(weights, "weights", ndim=2, shape=points.shape[:2], expected="(B, n)")
+        if (weights < 0).any():
+            raise ValueError("weights must be non-negative")
+        w = weights.to(points.dtype)
+    if mask is not None:
+        w = w * mask.to(points.dtype)
+    wsum = w.sum(1, keepdim=True).clamp_min(torch.finfo(points.dtype).tiny)
+    return w / wsum
+
+
+def _sign(x: torch.Tensor) -> torch.Tensor:
+    return torch.where(x < 0, -torch.ones_like(x), torch.ones_like(x))
+
+
+def _sorted_axes(points, w, center: bool):
+    """Eigenvectors (B, 3, 3) as rows, by decreasing eigenvalue, of the weighted second moment."""
+    if center:
+        points = points - (w.unsqueeze(-1) * points).sum(1, keepdim=True)
+    cov = torch.einsum("bn,bni,bnj->bij", w, points, points)
+    _, vec = torch.linalg.eigh(cov)  # ascending
+    axes = vec.flip(-1).transpose(1, 2)  # rows e_1, e_2, e_3 by decreasing eigenvalue
+    return axes, points
+
+
+def pca_frame(points: torch.Tensor, mask: torch.Tensor | None = None, weights: torch.Tensor | None = None, *,
+              proper: bool = True, center: bool = True) -> torch.Tensor:
+    r"""Canonical PCA frame of each point cloud, signs fixed by third moments.
+
+    Parameters
+    ----------
+    points : Tensor, shape ``(B, n, 3)``
+    mask : BoolTensor, shape ``(B, n)``, optional
+        ``True`` for real points (padding ignored).
+    weights : Tensor, shape ``(B, n)``, optional
+        Non-negative point weights (e.g. atomic masses); uniform by default.
+    proper : bool
+        ``True``: :math:`e_3 = e_1 \times e_2`, the frame is a rotation (``SO(3)``-canonical);
+        ``False``: every sign from its third moment (``O(3)``-canonical, mirror images merge).
+    center : bool
+        Subtract the weighted centroid first (``False`` for vectors about the origin).
+
+    Returns
+    -------
+    Tensor, shape ``(B, 3, 3)``: rows are the axes; ``points @ F.T`` are canonical coordinates.
+
+    Example
+    -------
+    >>> import torch
+    >>> X = torch.tensor([[[3.0, 0, 0], [-1.0, 0, 0], [-1.0, 0, 0], [-1.0, 0, 0], [0, 1.0, 0], [0, -0.5, 0]]])
+    >>> pca_frame(X).round(decimals=3).abs().tolist()[0][0]   # first axis: x
+    [1.0, 0.0, 0.0]
+    """
+    w = _moments(points, mask, weights)
+    axes, centred = _sorted_axes(points, w, center)
+    proj = torch.einsum("bki,bni->bnk", axes, centred)  # (B, n, 3)
+    third = (w.unsqueeze(-1) * proj.pow(3)).sum(1)  # (B, 3)
+    s = _sign(third)
+    axes = axes * s.unsqueeze(-1)
+    if proper:
+        e3 = torch.linalg.cross(axes[:, 0], axes[:, 1])
+        axes = torch.stack([axes[:, 0], axes[:, 1], e3], dim=1)
+    return axes
+
+
+@lru_cache(maxsize=None)
+def _sign_patterns(proper: bool) -> torch.Tensor:
+    pats = [p for p in itertools.product((1.0, -1.0), repeat=3) if not proper or p[0] * p[1] * p[2] > 0]
+    return torch.tensor(pats, dtype=torch.float64)
+
+
+def frame_set(points: torch.Tensor, mask: torch.Tensor | None = None, weights: torch.Tensor | None = None, *,
+              proper: bool = True, center: bool = True) -> torch.Tensor:
+    r"""The PCA frame set of Puny et al.: all sign choices of the principal axes.
+
+    Returns
+    -------
+    Tensor, shape ``(B, K, 3, 3)`` with ``K = 4`` (``proper=True``, rotations only) or ``8``.
+
+    Example
+    -------
+    >>> import torch
+    >>> X = torch.randn(2, 5, 3, generator=torch.Generator().manual_seed(0))
+    >>> F = frame_set(X)
+    >>> F.shape, bool(torch.allclose(torch.linalg.det(F), torch.ones(2, 4), atol=1e-5))
+    (torch.Size([2, 4, 3, 3]), True)
+    """
+    w = _moments(points, mask, weights)
+    axes, _ = _sorted_axes(points, w, center)
+    det = torch.linalg.det(axes)
+    axes = torch.cat([axes[:, :2], axes[:, 2:] * _sign(det)[:, None, None]], dim=1)  # det = +1
+    s = _sign_patterns(proper).to(device=points.device, dtype=points.dtype)  # (K, 3)
+    return s[None, :, :, None] * axes[:, None]
+
+
+def _vectors(z, irreps):
+    """The l = 1 copies of z as (B, m, 3); at least one is needed for a frame."""
+    v = l1_blocks(z, irreps)
+    if v.shape[1] == 0:
+        raise ValueError(f"irreps must contain l = 1 vectors to define a latent frame, got {irreps}")
+    return v
+
+
+def latent_frame(z: torch.Tensor, irreps, *, proper: bool = True) -> torch.Tensor:
+    r"""PCA frame of the latent's own ``l = 1`` vectors (about the origin), ``(B, 3, 3)``.
+
+    Needs at least two linearly independent ``l = 1`` vectors for a well-defined frame. For
+    ``1o`` vectors the third-moment sign rule is parity-odd, so with ``proper=False`` the
+    canonical form is also invariant to the inversion.
+
+    Example
+    -------
+    >>> import torch
+    >>> from e3nn import o3
+    >>> z = torch.randn(3, 2 + 9, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    >>> R = o3.rand_matrix(3, dtype=torch.float64)
+    >>> D = o3.Irreps("2x0e + 3x1o").D_from_matrix(R)
+    >>> F, FR = latent_frame(z, "2x0e + 3x1o"), latent_frame(torch.einsum("bij,bj->bi", D, z), "2x0e + 3x1o")
+    >>> bool(torch.allclose(FR, F @ R.transpose(1, 2), atol=1e-5))
+    True
+    """
+    irreps = _irreps(irreps)
+    _check_latent(z, irreps)
+    return pca_frame(_vectors(z, irreps), proper=proper, center=False)
+
+
+def apply_rotation(z: torch.Tensor, irreps, R: torch.Tensor) -> torch.Tensor:
+    r""":math:`D(R)\, z` for one orthogonal matrix per latent, block by block (parity included).
+
+    Same result as ``irreps.D_from_matrix(R) @ z`` without forming the ``(B, dim, dim)``
+    matrix. ``R`` has shape ``(B, 3, 3)`` (or ``(B, K, 3, 3)``: then ``z`` is broadcast to
+    ``(B, K, dim)``). The one implementation is shared with :class:`~invlatent.groups.SO3`.
+    """
+    return _apply_rotation(z, _irreps(irreps), R)
+
+
+def canonicalize(z: torch.Tensor, irreps, frame: torch.Tensor) -> torch.Tensor:
+    r"""Express each latent in its frame: :math:`c = D(F)\, z`.
+
+    Parameters
+    ----------
+    z : Tensor, shape ``(B, irreps.dim)``
+    irreps : e3nn Irreps (or string)
+    frame : Tensor, shape ``(B, 3, 3)``
+        From :func:`pca_frame` (input coordinates) or :func:`latent_frame`.
+
+    Returns
+    -------
+    Tensor, shape ``(B, irreps.dim)``.
+    """
+    irreps = _irreps(irreps)
+    _check_latent(z, irreps)
+    _check_frames(frame, z.shape[0])
+    if frame.dim() != 3:
+        raise ValueError(f"frame must have shape (B, 3, 3), got {tuple(frame.shape)}")
+    return apply_rotation(z, irreps, frame)
+
+
+def frame_average(z: torch.Tensor, irreps, frames: torch.Tensor) -> torch.Tensor:
+    r"""Average the latent over a frame set: :math:`\frac1K \sum_k D(F_k)\, z`.
+
+    Parameters
+    ----------
+    z : Tensor, shape ``(B, irreps.dim)``
+    frames : Tensor, shape ``(B, K, 3, 3)`` (from :func:`frame_set`)
+
+    Returns
+    -------
+    Tensor, shape ``(B, irreps.dim)``.
+    """
+    irreps = _irreps(irreps)
+    _check_latent(z, irreps)
+    _check_frames(frames, z.shape[0], "frames")
+    if frames.dim() != 4:
+        raise ValueError(f"frames must have shape (B, K, 3, 3), got {tuple(frames.shape)}")
+    return apply_rotation(z, irreps, frames).mean(1)
+
+
+class PCACanonicalization(nn.Module):
+    """Module form of :func:`canonicalize` with the :func:`pca_frame` of the input coordinates.
+
+    ``forward(z (B, dim), points (B, n, 3), mask=None, weights=None)`` -> ``(B, dim)``.
+    """
+
+    def __init__(self, irreps, proper: bool = True):
+        super().__init__()
+        self.irreps, self.proper = _irreps(irreps), proper
+
+    def forward(self, z, points, mask=None, weights=None):
+        return canonicalize(z, self.irreps, pca_frame(points, mask, weights, proper=self.proper))
+
+
+class FrameAveraging(nn.Module):
+    """Module form of :func:`frame_average` over the PCA :func:`frame_set` of the input coordinates."""
+
+    def __init__(self, irreps, proper: bool = True):
+        super().__init__()
+        self.irreps, self.proper = _irreps(irreps), proper
+
+    def forward(self, z, points, mask=None, weights=None):
+        return frame_average(z, self.irreps, frame_set(points, mask, weights, proper=self.proper))
+
+
+class LatentFrameCanonicalization(nn.Module):
+    """Module form of :func:`canonicalize` with the :func:`latent_frame` (a projection of ``z`` alone)."""
+
+    def __init__(self, irreps, proper: bool = True):
+        super().__init__()
+        self.irreps, self.proper = _irreps(irreps), proper
+
+    def forward(self, z):
+        return canonicalize(z, self.irreps, latent_frame(z, self.irreps, proper=self.proper))
+
+
+def _skew(w):
+    O = torch.zeros_like(w[..., 0])
+    return torch.stack([torch.stack([O, -w[..., 2], w[..., 1]], -1),
+                        torch.stack([w[..., 2], O, -w[..., 0]], -1),
+                        torch.stack([-w[..., 1], w[..., 0], O], -1)], -2)
+
+
+def _kabsch_candidate(a, b, irreps, proper):
+    """The exact optimum for the ``l <= 1`` part (core :func:`invlatent.quotient.align`, Kabsch)."""
+    from ..groups import O3, SO3
+    from ..quotient import align
+
+    keep = [(mul, ir) for mul, ir in irreps if ir.l <= 1]
+    idx = torch.cat([torch.arange(sl.start, sl.stop) for (mul, ir), sl in zip(irreps, irreps.slices()) if ir.l <= 1])
+    group = (SO3 if proper else O3)(keep)
+    _, g = align(a[:, idx], b[:, idx], group, return_element=True)
+    return g.to(a.dtype)
+
+
+def approx_quotient_distance(z1: torch.Tensor, z2: torch.Tensor, group, *, steps: int = 30, lr: float = 0.05,
+                             proper: bool | None = None) -> torch.Tensor:
+    r"""Upper bound on :math:`\min_{R} \lVert z_1 - D(R) z_2\rVert` for irreps with any ``lmax``.
+
+    Exact alignment is known for ``l <= 1`` (Kabsch, :func:`invlatent.quotient.align`); with
+    ``l = 2`` parts the minimum over :math:`SO(3)` (or :math:`O(3)`, ``proper=False``) is found
+    here numerically: start from the best of the Kabsch rotation of the ``l <= 1`` part
+    (exact for it), the frame-to-frame rotations :math:`F_1^\top S F_2` (:func:`latent_frame`,
+    all sign choices :math:`S`) and the identity, then ``steps`` Adam steps on
+    :math:`R \exp([\omega]_\times)`. Batched over pairs. The result
+    is never below the true quotient distance (it is the distance to one orbit point).
+
+    Parameters
+    ----------
+    z1, z2 : Tensor, shape ``(P, group.irreps.dim)``
+        Pairs (same shape).
+    group : :class:`~invlatent.groups.SO3` or :class:`~invlatent.groups.O3`
+        Irreps (the old ``approx_quotient_distance(z1, z2, irreps, proper=...)``) still work for
+        one release, with a ``DeprecationWarning``.
+    steps, lr : the local search (Adam on the rotation).
+
+    Returns
+    -------
+    Tensor, shape ``(P,)`` (detached).
+    """
+    from ..groups._rotation import rotation_group
+
+    if proper is not None:
+        warnings.warn("proper= is deprecated: pass SO3(irreps) (proper) or O3(irreps)", DeprecationWarning, stacklevel=2)
+    group = rotation_group(group, "SO3" if proper in (None, True) else "O3", stacklevel=3)
+    irreps, proper = group.irreps, "0o" in group.invariant_irreps
+    _check_latent(z1, irreps, "z1")
+    _check_latent(z2, irreps, "z2")
+    if z1.shape != z2.shape:
+        raise ValueError(f"z1 and z2 must have the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    a, b = z1.detach().double(), z2.detach().double()
+    P = a.shape[0]
+    F1 = latent_frame(a, irreps, proper=True)
+    F2s = frame_set(_vectors(b, irreps), proper=proper, center=False)  # (P, K, 3, 3)
+    cand = F1.transpose(1, 2).unsqueeze(1) @ F2s  # (P, K, 3, 3): R with F1 R ~ F2
+    eye = torch.eye(3, dtype=a.dtype).expand(P, 1, 3, 3)
+    cand = torch.cat([cand, eye, _kabsch_candidate(a, b, irreps, proper).unsqueeze(1)], dim=1)
+    d = (apply_rotation(b, irreps, cand) - a.unsqueeze(1)).norm(dim=-1)  # (P, K+1)
+    best = d.argmin(1)
+    R0 = cand[torch.arange(P), best]
+    # a tiny seeded offset keeps R away from e3nn's Euler-angle singularity at the identity
+    w0 = 1e-3 * torch.randn(P, 3, generator=torch.Generator().manual_seed(0), dtype=a.dtype)
+    w = w0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([w], lr=lr)
+    dist = d.min(1).values
+    for _ in range(steps):
+        R = R0 @ torch.linalg.matrix_exp(_skew(w))
+        cur = (apply_rotation(b, irreps, R) - a).norm(dim=-1)
+        ok = torch.isfinite(cur.detach())
+        dist = torch.where(ok, torch.minimum(dist, cur.detach()), dist)
+        opt.zero_grad()
+        cur[ok].sum().backward()
+        w.grad.nan_to_num_(0.0, 0.0, 0.0)
+        opt.step()
+    return dist.to(z1.dtype)

@@ -1,0 +1,24 @@
+r"""The quotient metric :math:`d([z],[z']) = \min_g \lVert z - \rho(g) z'\rVert`, orbit alignment and the solvers behind them.
+
+* :mod:`._metric` -- :func:`quotient_distance`, :func:`pairwise_quotient_distance`,
+  :func:`align`, :func:`aligned_interpolation` (check once, then call the group's protocol);
+* :mod:`._assignment` -- exact batched linear assignment (:func:`batched_assignment`,
+  :func:`assignment_value`), used by :class:`~invlatent.groups.Permutation`;
+* :mod:`._kabsch` -- orthogonal Procrustes, used by :class:`~invlatent.groups.SO3`/:class:`~invlatent.groups.O3`.
+
+The solver modules import nothing from the rest of the package, so the groups can use them
+without an import circle.
+"""
+
+from ._assignment import MAX_EXACT_DP_NODES, assignment_value, batched_assignment
+from ._metric import align, aligned_interpolation, pairwise_quotient_distance, quotient_distance
+
+__all__ = [
+    "quotient_distance",
+    "pairwise_quotient_distance",
+    "align",
+    "aligned_interpolation",
+    "batched_assignment",
+    "assignment_value",
+    "MAX_EXACT_DP_NODES",
+]
