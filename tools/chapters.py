@@ -65,11 +65,11 @@ else:
               "(or to a VCS URL of a repository you host) and run this cell again.")'''
 
 
-def toc_files() -> list[Path]:
-    """Every file listed in _toc.yml (root first), as paths of existing sources."""
+def toc_names(root: Path = ROOT) -> list[str]:
+    """The ``file`` entries of ``root/_toc.yml`` in order, the root page first."""
     import yaml
 
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
     names = [toc["root"]]
 
     def walk(node):
@@ -84,6 +84,12 @@ def toc_files() -> list[Path]:
                 walk(child)
 
     walk(toc)
+    return names
+
+
+def toc_files() -> list[Path]:
+    """Every file listed in _toc.yml (root first), as paths of existing sources."""
+    names = toc_names()
     out = []
     for name in names:
         for ext in (".md", ".ipynb", ""):

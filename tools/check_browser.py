@@ -170,23 +170,10 @@ def problems(report: dict, expect_math: bool) -> list[str]:
 
 def toc_pages(html_dir: Path, root: Path = ROOT) -> list[tuple[Path, Path]]:
     """``(source, built page)`` for every page of ``root/_toc.yml``."""
-    import yaml
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from chapters import toc_names
 
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
-    names = [toc["root"]]
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "file" in node:
-                names.append(node["file"])
-            for key in ("parts", "chapters", "sections"):
-                for child in node.get(key, []) or []:
-                    walk(child)
-        elif isinstance(node, list):
-            for child in node:
-                walk(child)
-
-    walk(toc)
+    names = toc_names(root)
     pairs = []
     for name in names:
         stem = name[: -len(Path(name).suffix)] if Path(name).suffix in (".md", ".ipynb") else name
