@@ -153,7 +153,7 @@ def check_optional_positive_int(value, name: str) -> int | None:
 def check_positive_int(value, name: str) -> int:
     """Return ``value`` if it is a positive int (bools rejected)."""
     if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a positive int, got {type(value).__name__}")
+        raise TypeError(f"{name} must be a positive int, got {describe(value)}")
     if value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value}")
     return value

@@ -49,7 +49,7 @@ assert acc > 0.5  # a threshold of 0.5 in code is fine
 The held-out accuracy is {glue:text}`acc:.3f`, as section 2.4 and Figure 1.2 show
 {cite}`hansen2024interpreting` (arXiv 2401.12588; PMLR 235:17538-17553), with jupyter-book 1.0.4.
 Inline math $\sigma = 0.5$ and code `lr=3e-3, beta=0.05` are not prose; neither is
-{math}`\tfrac{1}{2} = 0.5` nor a [link](https://example.org/v0.5/page.html).
+{math}`\tfrac{1}{2} = 0.5` nor a [link](../v0.5/page.html).
 
 $$
 d = 0.25 \, \lVert z \rVert

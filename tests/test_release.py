@@ -42,5 +42,7 @@ def test_no_file_names_an_unchecked_address():
             if "<" in url or url.endswith("://"):
                 continue
             found.setdefault(url.rstrip(".,;:"), name)
-    unknown = {u: f for u, f in found.items() if u not in KNOWN_ADDRESSES}
+    # loopback addresses name this machine (e.g. a proxy nobody listens on, to block network)
+    unknown = {u: f for u, f in found.items()
+               if u not in KNOWN_ADDRESSES and not re.match(r"https?://(127\.0\.0\.1|localhost)[:/]", u)}
     assert not unknown, f"addresses not known to exist (check them, then add to KNOWN_ADDRESSES): {unknown}"
