@@ -34,11 +34,13 @@ Example
 from __future__ import annotations
 
 import itertools
+import math
 from functools import lru_cache
 
 import numpy as np
 import torch
 
+from ._fft_correlation import cyclic_max_inner, use_fft
 from ._validation import check_same_shape, check_tensor
 from .groups import O3, SO3, Cyclic, Permutation, check_group
 
@@ -444,10 +446,13 @@ def pairwise_quotient_distance(Z1: torch.Tensor, Z2: torch.Tensor | None, group,
     if (not isinstance(group, Permutation) and hasattr(group, "orbit") and getattr(group, "is_finite", True)
             and not Z1.is_complex()):
         a = Z1.flatten(1)  # (N1, D)
-        orb = group.orbit(Z2).flatten(2)  # (N2, G, D)
-        G = orb.shape[1]
-        inner = a @ orb.reshape(N2 * G, -1).T  # (N1, N2*G)
-        best = inner.view(N1, N2, G).amax(dim=2)
+        if isinstance(group, Cyclic) and use_fft(group.N, math.prod(Z1.shape[1:-1]), N2):
+            best = cyclic_max_inner(Z1, Z2, method="fft")  # max_g <Z1_i, g Z2_j> by the real DFT
+        else:
+            orb = group.orbit(Z2).flatten(2)  # (N2, G, D)
+            G = orb.shape[1]
+            inner = a @ orb.reshape(N2 * G, -1).T  # (N1, N2*G)
+            best = inner.view(N1, N2, G).amax(dim=2)
         sq = a.square().sum(1, keepdim=True) + Z2.flatten(1).square().sum(1).unsqueeze(0) - 2 * best
         return sq.clamp_min(0).sqrt()
     # generic: all pairs, in chunks; a set against itself needs only the upper triangle

@@ -15,11 +15,14 @@ axis; for :math:`S_n` the max over :math:`n!` permutations is a linear assignmen
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from .._validation import check_positive_int, check_tensor
-from ..groups import Permutation, check_group
+from .._fft_correlation import cyclic_max_inner, use_fft
+from ..groups import Cyclic, Permutation, check_group
 from ..quotient import batched_assignment
 from ._common import check_batch_latent, check_latent_shape, check_seed, random_templates
 
@@ -76,6 +79,8 @@ def max_filter(z: torch.Tensor, templates: torch.Tensor, group, *, template_orbi
         return _max_filter_permutation(z, w)
     if not getattr(group, "is_finite", False):
         raise TypeError(f"max_filter needs a finite group, got {group!r}")
+    if isinstance(group, Cyclic) and z.is_floating_point() and use_fft(group.N, math.prod(z.shape[1:-1]), w.shape[0]):
+        return cyclic_max_inner(z, w, method="fft")  # circular cross-correlation by the real DFT
     orb = group.orbit(w) if template_orbit is None else template_orbit.to(dtype=z.dtype, device=z.device)
     T, G = orb.shape[:2]
     # group-major columns: the max over g is then an elementwise max of |G| contiguous (b, T)
