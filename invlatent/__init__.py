@@ -47,6 +47,7 @@ from .projections import (
     sort_projection,
 )
 from .quotient import align, aligned_interpolation, pairwise_quotient_distance, quotient_distance
+from ._knn import quotient_knn  # noqa: E402  (issue 17: exact quotient k-NN by bounds)
 from .sklearn import InvariantProjector
 
 __all__ += [
@@ -78,6 +79,7 @@ __all__ += [
     "InvariantProjector",
     "quotient_distance",
     "pairwise_quotient_distance",
+    "quotient_knn",
     "align",
     "aligned_interpolation",
     "invariance_error",
