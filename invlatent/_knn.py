@@ -223,7 +223,7 @@ def quotient_knn(Z: torch.Tensor, k: int, group, mask: torch.Tensor | None = Non
     >>> Z = torch.tensor([[[0., 0.], [1., 1.]], [[1., 1.], [0., 0.1]], [[3., 0.], [0., 3.]]])
     >>> d, i = quotient_knn(Z, 1, Permutation())
     >>> i.flatten().tolist(), [round(x, 3) for x in d.flatten().tolist()]
-    ([1, 0, 1], [0.1, 0.1, 3.606])
+    ([1, 0, 1], [0.1, 0.1, 3.662])
     """
     check_group(group)
     check_tensor(Z, "Z", min_ndim=2, expected="(N, *latent_shape)")
