@@ -49,6 +49,7 @@ TARGETS = {
     "cpu": {
         "sort": ("speedup", ">=", 1.0),
         "assignment": ("speedup", ">=", 20.0),
+        "knn_10": ("speedup", ">=", 20.0),
         "max_filter_loop": ("speedup", ">=", 3.0),
         "maron": ("slowdown", "<=", 3.0),
         "gconv": ("slowdown", "<=", 2.0),
@@ -371,6 +372,66 @@ def bench_gconv(device, repeats, batch=64):
     return {"batch": batch, "rows": rows, "slowdown": max(r["ratio"] for r in rows)}
 
 
+def fit_exponent(sizes, values) -> float:
+    """Least-squares slope of log(value) against log(size)."""
+    x, y = np.log(np.asarray(sizes, float)), np.log(np.asarray(values, float))
+    return float(np.polyfit(x, y, 1)[0])
+
+
+#: The exponent each algorithm's time should have (cost linear in the number of latents / pairs),
+#: and the k-NN's: its bound pass touches all N^2 pairs (a small constant per pair), so 2.
+SCALING_EXPECTED = {"sort": 1.0, "max_filter": 1.0, "assignment": 1.0, "knn": 2.0}
+
+
+def _scaling_op(op: str, size: int, device):
+    """A zero-argument callable running ``op`` at ``size`` on fresh seeded data."""
+    g = torch.Generator().manual_seed(11)
+    if op == "sort":
+        z = torch.randn(size, 9, 1, generator=g).to(device)
+        return lambda: sort_projection(z)
+    if op == "max_filter":
+        mf = MaxFilter(Cyclic(16), (8, 16), n_templates=256, seed=0).to(device)
+        z = torch.randn(size, 8, 16, generator=g).to(device)
+        return lambda: mf(z)
+    if op == "assignment":  # exact S_9 distances of `size` pairs, c = 4
+        z1 = torch.randn(size, 9, 4, generator=g, dtype=torch.float64).to(device)
+        z2 = torch.randn(size, 9, 4, generator=g, dtype=torch.float64).to(device)
+        return lambda: invlatent.quotient_distance(z1, z2, Permutation())
+    if op == "knn":  # exact 10-NN graph, (N, 9, 4), real QM9 padding masks
+        z = torch.randn(size, 9, 4, generator=g, dtype=torch.float64)
+        mask = _qm9_masks(size)
+        return lambda: invlatent.quotient_knn(z, 10, Permutation(), mask=mask)
+    raise ValueError(f"unknown op {op!r}")
+
+
+def bench_scaling(device, quick: bool):
+    """Time and peak memory against size on log-log axes; the fitted exponent of time over the
+    upper half of the sizes (the lower half shows per-call overhead, not the algorithm)."""
+    plan = {"sort": [10**3, 10**4, 10**5, 10**6, 10**7], "max_filter": [10**3, 3 * 10**3, 10**4, 3 * 10**4, 10**5],
+            "assignment": [10**3, 3 * 10**3, 10**4, 3 * 10**4, 10**5], "knn": [500, 1000, 2000, 4000]}
+    if quick:
+        plan = {op: sizes[:2] for op, sizes in plan.items()}
+        plan["knn"] = [60, 120]
+    out = {}
+    for op, sizes in plan.items():
+        times = []
+        for size in sizes:
+            fn = _scaling_op(op, size, device)
+            with torch.no_grad():
+                times.append(median_time(fn, device, 3 if op != "knn" else 1, warmup=1))
+        # quick: one probe (the suite's self-test); full: every size, for the memory exponent
+        mem = [(_run_probe(op, size, device)["peak_extra_MB"] if (not quick or size == sizes[-1]) else float("nan"))
+               for size in sizes]
+        upper = len(sizes) // 2
+        exp_t = fit_exponent(sizes[upper:], times[upper:])
+        big = [(s, m) for s, m in zip(sizes, mem) if m > 1.0]  # nan (not probed) compares False  # below 1 MB the resident set is noise
+        exp_m = fit_exponent(*zip(*big)) if len(big) >= 2 else None
+        out[op] = {"sizes": sizes, "seconds": times, "peak_extra_MB": mem, "time_exponent": exp_t,
+                   "memory_exponent": exp_m, "expected_exponent": SCALING_EXPECTED[op],
+                   "exponent_ok": abs(exp_t - SCALING_EXPECTED[op]) <= 0.15}
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # peak memory, one operation per fresh process
 
@@ -412,6 +473,11 @@ def _memory_probe(op: str, device: torch.device, size: int) -> dict:
         z = torch.randn(size, 9, 4).to(device)
         run = lambda: pairwise_quotient_distance(z, None, Permutation())  # noqa: E731
         input_mb = z.numel() * 4 / 2**20
+    elif op == "knn":
+        z = torch.randn(size, 9, 4, dtype=torch.float64)
+        mask = _qm9_masks(size)
+        run = lambda: invlatent.quotient_knn(z, 10, Permutation(), mask=mask)  # noqa: E731
+        input_mb = z.numel() * 8 / 2**20
     elif op == "complete_invariants":
         from e3nn import o3
 
@@ -444,16 +510,17 @@ def memory(device: torch.device, quick: bool) -> list[dict]:
     plan = [("sort", 10**6), ("max_filter", 10**5), ("assignment", 400), ("complete_invariants", 10**5)]
     if quick:
         plan = [(op, min(s, 200)) for op, s in plan]
-    rows = []
-    for op, size in plan:
-        res = subprocess.run(
-            [sys.executable, __file__, "--memory-probe", op, str(size), "--device", str(device)],
-            capture_output=True, text=True, cwd=ROOT,
-        )
-        if res.returncode != 0:
-            raise RuntimeError(f"memory probe {op} failed:\n{res.stderr}")
-        rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
-    return rows
+    return [_run_probe(op, size, device) for op, size in plan]
+
+
+def _run_probe(op: str, size: int, device) -> dict:
+    res = subprocess.run(
+        [sys.executable, __file__, "--memory-probe", op, str(size), "--device", str(device)],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    if res.returncode != 0:
+        raise RuntimeError(f"memory probe {op} failed:\n{res.stderr}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 # --------------------------------------------------------------------------------------------
@@ -464,6 +531,8 @@ def check_targets(kind: str, results: dict) -> dict:
         got["sort"] = min(results["sort"]["speedup"][-2:])
         got["assignment"] = min(results["assignment"]["speedup"])
         got["max_filter_loop"] = min(results["max_filter"]["speedup"])
+        knn = results["knn"]
+        got["knn_10"] = knn["speedup"][-1] if knn["identical_neighbours"] else 0.0  # wrong lists count as missed
     else:
         got["sort_bandwidth"] = results["sort"].get("fraction_of_copy_bandwidth")
         got["max_filter_matmul"] = max(results["max_filter"]["fraction_of_matmul"])
@@ -483,9 +552,13 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny sizes: checks the suite runs; timings meaningless")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     ap.add_argument("--out", default=str(HERE / "results"), help="folder for <cpu|cuda>.json")
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "0") or 0),
+                    help="torch threads (default: $OMP_NUM_THREADS, else torch's default)")
     ap.add_argument("--memory-probe", nargs=2, metavar=("OP", "SIZE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     if args.memory_probe:
         op, size = args.memory_probe
         print(json.dumps(_memory_probe(op, device, int(size))))
@@ -500,6 +573,10 @@ def main(argv=None) -> int:
                                                max_ref_pairs=200 if quick else 3000),
         "max_filter": lambda: bench_max_filter(device, [100] if quick else ([10**3, 10**4, 10**5] + ([10**6] if big else [])), R),
         "irreps": lambda: bench_irreps(device, [100] if quick else [10**3, 10**4, 10**5] + ([10**6] if big else []), R),
+        "knn": lambda: bench_knn([100] if quick else [1000, 10_000], ref_pairs=200 if quick else 3000,
+                                 check_size=60 if quick else 400),
+        "assignment_solvers": lambda: bench_assignment_solvers(B=500 if quick else 20_000),
+        "scaling": lambda: bench_scaling(device, quick),
         "maron": lambda: bench_maron(device, R, B=8 if quick else 128),
         "gconv": lambda: bench_gconv(device, R, batch=4 if quick else (64 if kind == "cpu" else 256)),
     }
@@ -517,6 +594,9 @@ def main(argv=None) -> int:
     path = out / f"{kind}{'-quick' if quick else ''}.json"
     path.write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {path}")
+    for op, row in results.get("scaling", {}).items():
+        print(f"  scaling {op:14s} time exponent {row['time_exponent']:5.2f} (algorithm {row['expected_exponent']:.1f}) "
+              f"{'ok' if row['exponent_ok'] else 'OFF by more than 0.15'}")
     for key, row in report["targets"].items():
         v = row["value"]
         print(f"  {key:24s} {row['metric']:9s} {('n/a' if v is None else f'{v:8.2f}'):>8s}  target {row['target']:8s}  "
