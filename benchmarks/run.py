@@ -420,7 +420,8 @@ def bench_scaling(device, quick: bool):
             with torch.no_grad():
                 times.append(median_time(fn, device, 3 if op != "knn" else 1, warmup=1))
         # quick: one probe (the suite's self-test); full: every size, for the memory exponent
-        mem = [(_run_probe(op, size, device)["peak_extra_MB"] if (not quick or size == sizes[-1]) else float("nan"))
+        probe = "assignment_pairs" if op == "assignment" else op
+        mem = [(_run_probe(probe, size, device)["peak_extra_MB"] if (not quick or size == sizes[-1]) else float("nan"))
                for size in sizes]
         upper = len(sizes) // 2
         exp_t = fit_exponent(sizes[upper:], times[upper:])
@@ -473,6 +474,10 @@ def _memory_probe(op: str, device: torch.device, size: int) -> dict:
         z = torch.randn(size, 9, 4).to(device)
         run = lambda: pairwise_quotient_distance(z, None, Permutation())  # noqa: E731
         input_mb = z.numel() * 4 / 2**20
+    elif op == "assignment_pairs":  # exact S_9 distances of `size` independent pairs (scaling)
+        z1, z2 = torch.randn(size, 9, 4, dtype=torch.float64), torch.randn(size, 9, 4, dtype=torch.float64)
+        run = lambda: invlatent.quotient_distance(z1, z2, Permutation())  # noqa: E731
+        input_mb = 2 * z1.numel() * 8 / 2**20
     elif op == "knn":
         z = torch.randn(size, 9, 4, dtype=torch.float64)
         mask = _qm9_masks(size)
@@ -554,6 +559,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(HERE / "results"), help="folder for <cpu|cuda>.json")
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "0") or 0),
                     help="torch threads (default: $OMP_NUM_THREADS, else torch's default)")
+    ap.add_argument("--only", default=None,
+                    help="comma-separated benchmarks to re-run; the others are kept from the existing results file")
     ap.add_argument("--memory-probe", nargs=2, metavar=("OP", "SIZE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -583,15 +590,29 @@ def main(argv=None) -> int:
     if big and not quick:
         plan["assignment_10k"] = lambda: bench_assignment_10k(device)
     results = {}
+    out = Path(args.out)
+    path = out / f"{kind}{'-quick' if quick else ''}.json"
+    previous = None
+    if args.only:
+        keep = set(args.only.split(","))
+        unknown = keep - set(plan)
+        if unknown:
+            raise SystemExit(f"--only: unknown benchmarks {sorted(unknown)}; choose from {sorted(plan)}")
+        previous = json.loads(path.read_text())
+        results = {k: v for k, v in previous["results"].items() if k not in keep}
+        plan = {k: v for k, v in plan.items() if k in keep}
     for name, fn in invlatent.progress(plan.items(), desc="benchmarks", unit="op"):
         t0 = time.perf_counter()
         results[name] = fn()
         print(f"{name:16s} done in {time.perf_counter() - t0:6.1f} s", flush=True)
-    report = {"machine": machine(device), "quick": quick, "results": results,
-              "memory": memory(device, quick), "targets": check_targets(kind, results)}
-    out = Path(args.out)
+    mach = machine(device)
+    if previous is not None:  # partial re-run: say which entries are newer than the rest
+        mach["partial_rerun"] = {"benchmarks": sorted(plan), "date": mach["date"], "commit": mach["commit"]}
+        mach["date"], mach["commit"] = previous["machine"]["date"], previous["machine"].get("commit")
+    report = {"machine": mach, "quick": quick, "results": results,
+              "memory": previous["memory"] if previous is not None else memory(device, quick),
+              "targets": check_targets(kind, results)}
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{kind}{'-quick' if quick else ''}.json"
     path.write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {path}")
     for op, row in results.get("scaling", {}).items():

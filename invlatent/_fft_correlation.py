@@ -105,9 +105,21 @@ def _max_inner_fft(x: torch.Tensor, y: torch.Tensor, chunk: int | None) -> torch
     T = y.shape[0]
     F = N // 2 + 1
     forward64, inverse64 = _dft_tables(N)
-    spec = _template_spectrum(y, forward64.to(y.device)).to(x.dtype)  # (2F, 2c, T)
+    # even N: r(g + N/2) = E_g - O_g with E, O the even- and odd-frequency parts of r(g) = E_g + O_g,
+    # so max(r(g), r(g + N/2)) = E_g + |O_g|: half the shifts, each from half the frequencies
+    half = N % 2 == 0 and N >= 2
+    order = torch.cat([torch.arange(0, F, 2), torch.arange(1, F, 2)]) if half else torch.arange(F)
+    Fe = (F + 1) // 2  # number of even frequencies
+    spec = _template_spectrum(y, forward64.to(y.device)).view(F, 2, 2 * c, T)[order.to(y.device)]
+    spec = spec.reshape(2 * F, 2 * c, T).to(x.dtype)  # (2F, 2c, T), frequencies in `order`
     forward = forward64.to(device=x.device, dtype=x.dtype)
-    inverse = inverse64.to(device=x.device, dtype=x.dtype)
+    inv = inverse64.view(N, F, 2)[:, order].reshape(N, 2 * F)
+    if half:
+        inv_even = inv[: N // 2, : 2 * Fe].contiguous().to(device=x.device, dtype=x.dtype)
+        inv_odd = inv[: N // 2, 2 * Fe:].contiguous().to(device=x.device, dtype=x.dtype)
+    else:
+        inverse = inv.to(device=x.device, dtype=x.dtype)
+    order = order.to(x.device)
     if chunk is None:
         chunk = max(1, _CHUNK_ELEMENTS // (2 * F * T))
     grad = torch.is_grad_enabled() and (x.requires_grad or spec.requires_grad)
@@ -116,10 +128,15 @@ def _max_inner_fft(x: torch.Tensor, y: torch.Tensor, chunk: int | None) -> torch
         xc = x[s:s + chunk]
         b = xc.shape[0]
         xh = (xc.reshape(b * c, N) @ forward).view(b, c, 2, F)  # (b, c, re|im, F)
-        # (F, b, [re c | im c]), repeated for the real and the imaginary output part: (2F, b, 2c)
-        A = xh.permute(3, 0, 2, 1).reshape(F, 1, b, 2 * c).expand(F, 2, b, 2 * c).reshape(2 * F, b, 2 * c)
-        P = torch.bmm(A, spec)  # (2F, b, T): [f, re|im] of sum_c x_hat conj(y_hat)
-        R = inverse @ P.view(2 * F, b * T)  # (N, b T): the N shifts as contiguous rows
+        # (F, b, [re c | im c]) in `order`, repeated for the real and the imaginary output part: (2F, b, 2c)
+        A = xh.permute(3, 0, 2, 1).reshape(F, 1, b, 2 * c)[order].expand(F, 2, b, 2 * c).reshape(2 * F, b, 2 * c)
+        P = torch.bmm(A, spec).view(2 * F, b * T)  # [f, re|im] of sum_c x_hat conj(y_hat)
+        if half:
+            R = inv_even @ P[: 2 * Fe]  # (N/2, b T): E_g
+            O = inv_odd @ P[2 * Fe:]  # (N/2, b T): O_g
+            R = R + O.abs() if grad else R.add_(O.abs_())
+        else:
+            R = inverse @ P  # (N, b T): the N shifts as contiguous rows
         if grad:  # differentiable: keep the chunks, concatenate
             parts.append(R.amax(dim=0).view(b, T))
         else:  # written in place (no copy of the (B, T) result)
