@@ -535,7 +535,7 @@ def check_targets(kind: str, results: dict) -> dict:
     if kind == "cpu":
         got["sort"] = min(results["sort"]["speedup"][-2:])
         got["assignment"] = min(results["assignment"]["speedup"])
-        got["max_filter_loop"] = min(results["max_filter"]["speedup"])
+        got["max_filter_loop"] = results["max_filter"]["speedup"][-1]  # the target's size, B = 10^5 (smaller B: overhead)
         knn = results["knn"]
         got["knn_10"] = knn["speedup"][-1] if knn["identical_neighbours"] else 0.0  # wrong lists count as missed
     else:
