@@ -32,7 +32,7 @@ def test_quick_suite_writes_complete_json(tmp_path):
     for name in ("sort", "assignment", "max_filter"):
         assert all(t > 0 for t in res[name]["invlatent_s"]) and len(res[name]["sizes"]) == len(res[name]["speedup"])
     assert {row["op"] for row in report["memory"]} == {"sort", "max_filter", "assignment", "complete_invariants"}
-    assert set(report["targets"]) == {"sort", "assignment", "knn_10", "max_filter_loop", "maron", "gconv"}
+    assert set(report["targets"]) >= {"sort", "assignment", "knn_10", "max_filter_loop", "maron", "gconv"}
     for key in ("torch", "numpy", "scipy", "e3nn", "device", "cpu_count"):
         assert key in report["machine"]
 
