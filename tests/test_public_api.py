@@ -29,6 +29,7 @@ LEAD_OWNED: dict[str, str] = {}  # none left: graph_vae.py checks types at its b
 
 # name -> (wrong type, wrong value or None where every value of the right type is valid)
 BAD = {
+    "quotient_knn": (lambda: il.quotient_knn(z, 2.0, P), lambda: il.quotient_knn(z, 0, P)),
     "by_profile": (lambda: il.by_profile(smoke=1, cpu=2), None),
     "cache_dir": (lambda: il.cache_dir(3), None),  # any folder name is a valid value
     "seed_everything": (lambda: il.seed_everything("0"), None),  # any int is a valid seed

@@ -189,6 +189,21 @@ class Permutation(Group):
             return torch.cdist(s1, s1 if Z2 is None else _sorted(Z2).flatten(1))
         return pairwise_by_pairs(self.quotient_distance, Z1, Z2, chunk_size)
 
+    def knn(self, Z: torch.Tensor, k: int, *, mask: torch.Tensor | None = None, block_size: int = 256,
+            first_candidates: int | None = None, solver: str = "auto", stats: dict | None = None):
+        """Exact quotient k-NN pruned by Chamfer and dual lower bounds (:mod:`invlatent.quotient._knn`);
+        padded slots of ``mask`` count as zero nodes. Complex latents: all pairs, block by block."""
+        from ..quotient._knn import knn_by_blocks, knn_permutation
+
+        if mask is not None:
+            check_mask(mask, Z, z_name="Z")
+            Z = Z.masked_fill(~mask.to(Z.device)[..., None], 0)
+        if Z.is_complex():
+            return knn_by_blocks(Z, k, lambda rows: self.pairwise_quotient_distance(rows, Z), block_size, stats)
+        first = max(2 * k, k + 8) if first_candidates is None else first_candidates
+        d, i = knn_permutation(Z, k, block_size, first, solver, stats)
+        return d.to(device=Z.device, dtype=Z.dtype), i.to(Z.device)
+
     def template_orbit(self, templates: torch.Tensor) -> None:
         """Nothing to cache: the max over :math:`n!` permutations is an assignment problem."""
         return None

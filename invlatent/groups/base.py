@@ -178,6 +178,17 @@ class Group:
             return sq.clamp_min(0).sqrt()
         return pairwise_by_pairs(self.quotient_distance, Z1, Z2, chunk_size)
 
+    def knn(self, Z: torch.Tensor, k: int, *, mask: torch.Tensor | None = None, block_size: int = 256,
+            stats: dict | None = None, **options):
+        """Exact ``k`` nearest neighbours in the quotient (``(N, k)`` distances and indices, ties by
+        index), from :meth:`pairwise_quotient_distance` one block of rows at a time. Groups with a
+        faster exact search (:class:`~invlatent.groups.Permutation`) override it."""
+        from ..quotient._knn import knn_by_blocks
+
+        if mask is not None:
+            raise ValueError(f"mask is only defined for node-set groups (Permutation), got group {self!r}")
+        return knn_by_blocks(Z, k, lambda rows: self.pairwise_quotient_distance(rows, Z), block_size, stats)
+
     def template_orbit(self, templates: torch.Tensor) -> torch.Tensor | None:
         """What :meth:`max_inner` can reuse for fixed templates (here: their orbit)."""
         return self.orbit(templates)

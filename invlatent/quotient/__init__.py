@@ -4,6 +4,9 @@ r"""The quotient metric :math:`d([z],[z']) = \min_g \lVert z - \rho(g) z'\rVert`
   :func:`align`, :func:`aligned_interpolation` (check once, then call the group's protocol);
 * :mod:`._assignment` -- exact batched linear assignment (:func:`batched_assignment`,
   :func:`assignment_value`), used by :class:`~invlatent.groups.Permutation`;
+* :mod:`._knn` -- :func:`quotient_knn`, exact k nearest neighbours (pruned by lower bounds for
+  :math:`S_n`), through the group's ``knn``;
+* :mod:`._batched_assignment` -- the CPU batch of assignment problems (lapx when installed, else scipy);
 * :mod:`._kabsch` -- orthogonal Procrustes, used by :class:`~invlatent.groups.SO3`/:class:`~invlatent.groups.O3`.
 
 The solver modules import nothing from the rest of the package, so the groups can use them
@@ -11,9 +14,11 @@ without an import circle.
 """
 
 from ._assignment import MAX_EXACT_DP_NODES, assignment_value, batched_assignment
+from ._knn import quotient_knn
 from ._metric import align, aligned_interpolation, pairwise_quotient_distance, quotient_distance
 
 __all__ = [
+    "quotient_knn",
     "quotient_distance",
     "pairwise_quotient_distance",
     "align",

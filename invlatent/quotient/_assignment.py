@@ -187,10 +187,10 @@ def _assignment_value(cost: torch.Tensor, chunk_size: int | None = None) -> torc
 
 
 def _scipy_assignment(cost: torch.Tensor):
-    from scipy.optimize import linear_sum_assignment
+    from ._batched_assignment import solve_assignment
 
     c = cost.detach().cpu().double().numpy()
-    perm = np.stack([linear_sum_assignment(ci)[1] for ci in c])  # one C call per matrix
+    perm = solve_assignment(c)  # lapx's batch solver when installed, else one scipy call per matrix
     perm_t = torch.as_tensor(perm, dtype=torch.long, device=cost.device)
     value = cost.gather(2, perm_t.unsqueeze(-1)).squeeze(-1).sum(-1)
     return value, perm_t
