@@ -59,6 +59,7 @@ def test_resume_equals_uninterrupted_run(tmp_path):
     rest = fit(m3, b3, s3, **kw, checkpoint=ck)
     assert rest["epochs"] == 6 and len(rest["history"].split(",")) == 6
     for a, b in zip(m1.state_dict().values(), m3.state_dict().values()):
+        # exact: the same kernels on the same inputs in the same order (a resumed run replays it)
         torch.testing.assert_close(a, b, atol=0, rtol=0)
     assert set(full) >= {"epochs", "steps", "seconds", "seed", "schedule", "lr", "history", "final_loss", "final_mae"}
     assert full["steps"] == 18 and full["final_loss"] < float(full["history"].split(",")[0])

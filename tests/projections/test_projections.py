@@ -209,4 +209,4 @@ def test_functions_take_data_then_group_then_parameters_old_order_deprecated():
         new = fn(z, C, param)
         with pytest.warns(DeprecationWarning, match="deprecated"):
             old = fn(z, param, C)
-        assert torch.equal(new, old)
+        assert torch.equal(new, old)  # exact: the old order calls the same code on the same input
