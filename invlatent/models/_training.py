@@ -25,12 +25,20 @@ Result format
     epochs done (fewer than asked when ``time_limit`` stopped the run; then ``stopped_early``
     is ``True`` and a ``UserWarning`` says so);
 ``steps``, ``seconds``, ``seed``, ``schedule``, ``lr``
-    what ran;
+    what ran (``seconds``: this call);
+``total_seconds``
+    training time over this call and the calls it resumed (kept in the checkpoint);
 ``final_<term>``
     the last epoch's sample-weighted mean of every term the step function returned
     (``final_loss`` always; e.g. ``final_kl``, ``final_accuracy``), rounded to 5 digits;
 ``history``
     the per-epoch mean loss, comma-separated (a string, so it fits safetensors metadata).
+
+The epoch mean of a term :math:`\ell` over batches :math:`b` of :math:`n_b` samples is
+:math:`\sum_b \ell_b\, n_b / N` with :math:`N = \sum_b n_b`, accumulated on the device in batch order.
+
+Checkpoint metadata: ``epoch``, ``history`` (5 digits), what ``on_epoch_end`` returned,
+``total_seconds`` and ``metadata``; the optimizer state as :func:`invlatent.io.save_checkpoint` stores it.
 
 Example
 -------
@@ -53,7 +61,7 @@ import math
 import time
 import warnings
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -69,7 +77,8 @@ def _anneal_cos(start: float, end: float, pct: float) -> float:
     return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
 
 
-def lr_at(step: int, total_steps: int, lr: float, schedule: str = "constant", *, warmup_steps: int = 1) -> tuple[float, float | None]:
+def lr_at(step: int, total_steps: int, lr: float, schedule: str = "constant", *,
+          warmup_steps: int = 1) -> tuple[float, float | None]:
     """``(learning rate, Adam beta1 or None)`` at global step ``step`` of ``total_steps`` (see the module table).
 
     Example
@@ -109,34 +118,47 @@ def fit(
     warmup_steps: int = 1,
     seed: int = 0,
     epoch_seed: Callable[[int], int] | None = None,
+    manual_seed: bool = True,
     clip_grad_norm: float | None = None,
     checkpoint: str | Path | None = None,
     resume: bool = True,
     time_limit: float | None = None,
     desc: str = "train",
-    metadata: dict | None = None,
+    show: Sequence[str] = ("loss",),
+    metadata: Mapping[str, object] | None = None,
+    on_resume: Callable[[dict[str, str]], None] | None = None,
+    on_epoch_end: Callable[[int, dict[str, float], Callable[[], float]], Mapping[str, object] | None] | None = None,
 ) -> dict:
     r"""Train ``model`` with Adam; return the result dict described in the module docstring.
 
     Parameters
     ----------
     model : nn.Module
-        Put in train mode during the run and in eval mode at the end.
+        Put in train mode at the start of every epoch and in eval mode at the end.
     batches : callable ``(epoch, generator) -> iterable of (batch, n)``
         The mini-batches of one epoch (``n`` samples each); ``generator`` is this epoch's
-        seeded CPU generator (draw shuffles and augmentations from it).
+        seeded CPU generator (draw shuffles and augmentations from it). All of an epoch's
+        batches are drawn before its first step; the step function may draw from the same
+        generator afterwards (pass it inside ``batch``).
     step : callable ``(batch, global_step) -> dict of scalar tensors``
         Must contain ``"loss"`` (back-propagated); every other entry is reported too.
+        ``global_step`` counts from 0 over the whole run (resumed runs included), e.g. for a
+        warm-up of a loss weight.
     epochs, lr, schedule, warmup_steps
         The schedule, see :func:`lr_at`. The number of steps per epoch is counted from the first
         epoch's batches.
     seed : int
-        ``torch.manual_seed(seed)`` once, and the generator of every epoch.
+        ``torch.manual_seed(seed)`` once (unless ``manual_seed=False``), and the generator of
+        every epoch.
     epoch_seed : callable ``epoch -> int``, optional
         Seed of epoch ``e``'s generator (fresh per epoch: a resumed run draws what an
         uninterrupted run draws). Default: one generator seeded with ``seed`` for the whole run
         (then a resumed run is not bit-identical).
+    manual_seed : bool
+        ``False`` leaves PyTorch's global generators alone (for callers that draw everything
+        from the epoch generators, or that seeded before building the model).
     clip_grad_norm : float, optional
+        Clip the gradient norm to this before every step.
     checkpoint : path, optional
         Model and optimizer saved there after every epoch (:func:`invlatent.io.save_checkpoint`);
         with ``resume=True`` the run continues from the epoch stored in it.
@@ -144,8 +166,18 @@ def fit(
         Stop after the first epoch that ends later than this many seconds, with a warning.
     desc : str
         Progress-bar label.
-    metadata : dict, optional
+    show : sequence of str
+        Terms shown on the progress bar (those the step function returns).
+    metadata : mapping, optional
         Extra entries saved with every checkpoint (e.g. the model configuration).
+    on_resume : callable ``metadata -> None``, optional
+        Called once with the checkpoint's metadata (``str -> str``) when a run resumes, e.g. to
+        restore a log kept in it.
+    on_epoch_end : callable ``(epochs_done, terms, clock) -> mapping or None``, optional
+        Called after every epoch (model still in train mode, before the checkpoint is written)
+        with the number of epochs done, the epoch's mean terms and ``clock()``, the training
+        seconds so far over resumed calls. What it returns is saved in this epoch's checkpoint
+        metadata (e.g. held-out scores).
     """
     from ..io import load_checkpoint, save_checkpoint
     from ..utils import progress, seeded_generator
@@ -153,16 +185,24 @@ def fit(
     check_positive_int(epochs, "epochs")
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {describe(schedule)}")
-    torch.manual_seed(seed)
+    if manual_seed:
+        torch.manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    first, history = 0, []
+    first, history, seconds_before = 0, [], 0.0
     if checkpoint is not None and resume and Path(checkpoint).is_file():
         meta = load_checkpoint(checkpoint, model, optimizer=opt, map_location=next(model.parameters()).device)
         first = int(meta.get("epoch", 0))
         history = [float(v) for v in meta.get("history", "").split(",") if v]
+        seconds_before = float(meta.get("total_seconds", 0.0))
+        if on_resume is not None:
+            on_resume(meta)
     run_gen = seeded_generator(seed)
     plan = None
     t0 = time.perf_counter()
+
+    def clock() -> float:
+        return seconds_before + time.perf_counter() - t0
+
     done, last, stopped = first, {}, False
     bar = progress(range(first, epochs), desc=desc, unit="epoch")
     for epoch in bar:
@@ -172,9 +212,9 @@ def fit(
             per_epoch = len(epoch_batches)
             plan = (per_epoch, epochs * per_epoch)
         per_epoch, total = plan
+        n_epoch = sum(n for _, n in epoch_batches)
         model.train()
         sums: dict[str, torch.Tensor] = {}
-        seen = 0
         for j, (batch, n) in enumerate(epoch_batches):
             k = epoch * per_epoch + j
             rate, beta1 = lr_at(k, total, lr, schedule, warmup_steps=warmup_steps)
@@ -188,28 +228,31 @@ def fit(
             if clip_grad_norm is not None:
                 nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
             opt.step()
-            for key, v in terms.items():
-                v = v.detach() * n
+            for key, v in terms.items():  # stays on the device: no sync per step
+                v = v.detach() * (n / n_epoch)
                 sums[key] = sums[key] + v if key in sums else v
-            seen += n
-        last = {key: float(v) / seen for key, v in sums.items()}  # one host transfer per term and epoch
+        last = {key: float(v) for key, v in sums.items()}  # one host transfer per term and epoch
         history.append(last["loss"])
         done = epoch + 1
         if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{last['loss']:.3f}")
+            bar.set_postfix({key: f"{last[key]:.3f}" for key in show if key in last})
+        extra = on_epoch_end(done, dict(last), clock) if on_epoch_end is not None else None
+        stopped = time_limit is not None and time.perf_counter() - t0 > time_limit and done < epochs
         if checkpoint is not None:
             save_checkpoint(checkpoint, model, optimizer=opt, metadata={
-                "epoch": done, "history": ",".join(f"{h:.5f}" for h in history), **(metadata or {})})
-        if time_limit is not None and time.perf_counter() - t0 > time_limit and done < epochs:
-            stopped = True
+                "epoch": done, "history": ",".join(f"{h:.5f}" for h in history), **(extra or {}),
+                "total_seconds": round(clock(), 1), **(metadata or {})})
+        if stopped:
             warnings.warn(f"{desc}: time_limit={time_limit} s reached, stopped after {done} of {epochs} epochs",
                           UserWarning, stacklevel=2)
             break
     model.eval()
+    seconds = time.perf_counter() - t0
     return {
         "epochs": done,
         "steps": done * (plan[0] if plan else 0),
-        "seconds": round(time.perf_counter() - t0, 2),
+        "seconds": round(seconds, 2),
+        "total_seconds": round(seconds_before + seconds, 1),
         "seed": seed,
         "schedule": schedule,
         "lr": lr,

@@ -47,7 +47,6 @@ torch.Size([16, 9, 1])
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -55,8 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._validation import check_tensor, describe
-from ..utils import progress, seeded_generator
+from .._validation import check_positive_int, check_tensor, describe
 from ._sort_decoder import SortDecoder
 from .maron import EdgeToEdge, EdgeToNode, MaskedInstanceNorm, NodeToEdge, NodeToNode
 
@@ -360,9 +358,10 @@ def train_graph_vae(
 ) -> dict[str, object]:
     r"""Train ``model`` on dense data ``{"x", "adj", "mask"}`` with Adam; seeded and resumable.
 
-    One progress bar over epochs (:func:`invlatent.utils.progress`, quiet under CI). Pair it
-    with :func:`invlatent.io.train_or_load` to train once and load afterwards. Loss terms are
-    accumulated on the device and read once per epoch (no host sync per step).
+    Runs the package's one training loop, :func:`invlatent.models._training.fit`: one progress
+    bar over epochs (:func:`invlatent.utils.progress`, quiet under CI), gradient norm clipped to
+    10, loss terms accumulated on the device and read once per epoch (no host sync per step).
+    Pair it with :func:`invlatent.io.train_or_load` to train once and load afterwards.
 
     Parameters
     ----------
@@ -374,7 +373,9 @@ def train_graph_vae(
         Learning rate: constant, or cosine decay per step from ``lr`` to ``lr / 100`` at the
         end of ``epochs`` (computed from the step number, so a resumed run is unchanged).
     seed : int
-        Seeds the shuffling and the reparameterisation noise (same seed, same run on CPU).
+        Seeds the shuffling and the reparameterisation noise (same seed, same run on CPU): epoch
+        :math:`e` draws both from one generator seeded with ``seed * 100003 + e``, so a resumed
+        run repeats an uninterrupted one. PyTorch's global generators are left alone.
     checkpoint : path, optional
         If given, the model and optimizer are saved there (safetensors) after every epoch,
         and with ``resume=True`` a run continues from the epoch stored in it.
@@ -396,9 +397,8 @@ def train_graph_vae(
         ``evals`` and the model's config.
     """
     import json
-    import warnings
 
-    from ..io import load_checkpoint, save_checkpoint
+    from ._training import fit
 
     if not isinstance(model, GraphVAE):
         raise TypeError(f"model must be a GraphVAE, got {describe(model)}")
@@ -406,74 +406,40 @@ def train_graph_vae(
         raise TypeError(f"data must be a mapping with tensors 'x', 'adj', 'mask', got {describe(data)}")
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"schedule must be 'constant' or 'cosine', got {describe(schedule)}")
+    check_positive_int(batch_size, "batch_size")
     x, adj, mask = data["x"], data["adj"], data["mask"]
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    start, seconds_before = 0, 0.0
-    history: list[float] = []
-    evals: list[dict] = []
-    if checkpoint is not None and resume and Path(checkpoint).is_file():
-        meta = load_checkpoint(checkpoint, model, optimizer=opt, map_location=device)
-        start = int(meta.get("epoch", 0))
-        history = [float(v) for v in meta.get("history", "").split(",") if v]
-        evals = json.loads(meta.get("evals", "[]"))
-        seconds_before = float(meta.get("total_seconds", 0.0))
     M = x.shape[0]
     steps_per_epoch = math.ceil(M / batch_size)
     warm_steps = max(1, int(warmup_epochs * steps_per_epoch))
-    t0 = time.perf_counter()
-    last: dict[str, float] = {}
-    done = start
+    evals: list[dict] = []
 
-    def evaluate(epoch: int) -> None:
-        model.eval()
-        scores = {k: round(float(v), 5) for k, v in eval_fn(model).items()}
-        evals.append({"epoch": epoch, "molecules_seen": epoch * M,
-                      "seconds": round(seconds_before + time.perf_counter() - t0, 1), **scores})
-
-    bar = progress(range(start, epochs), desc="GraphVAE", unit="epoch")
-    for epoch in bar:
-        gen = seeded_generator(seed * 100_003 + epoch)
+    def batches(epoch: int, gen: torch.Generator):
         order = torch.randperm(M, generator=gen)
-        model.train()
-        tot: dict[str, torch.Tensor] = {}
-        for k in range(steps_per_epoch):
-            idx = order[k * batch_size : (k + 1) * batch_size]
-            step = epoch * steps_per_epoch + k
-            b = beta * min(1.0, step / warm_steps)
-            if schedule == "cosine":
-                frac = step / max(1, epochs * steps_per_epoch - 1)
-                for group in opt.param_groups:
-                    group["lr"] = lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, frac))))
-            out = model.loss(x[idx].to(device), adj[idx].to(device), mask[idx].to(device), beta=b,
-                             generator=gen if device.type == "cpu" else None)
-            opt.zero_grad(set_to_none=True)
-            out["loss"].backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
-            opt.step()
-            for key, v in out.items():  # stays on the device: no sync per step
-                tot[key] = tot.get(key, 0.0) + v.detach() * (len(idx) / M)
-        last = {key: float(v) for key, v in tot.items()}
-        history.append(last["loss"])
-        done = epoch + 1
-        if hasattr(bar, "set_postfix"):
-            bar.set_postfix(loss=f"{last['loss']:.3f}", kl=f"{last['kl']:.2f}")
+        noise = gen if device.type == "cpu" else None  # the reparameterisation noise follows the shuffle
+        chunks = [order[k * batch_size : (k + 1) * batch_size] for k in range(steps_per_epoch)]
+        return [((idx, noise), len(idx)) for idx in chunks]
+
+    def step(batch, k: int):
+        idx, noise = batch
+        return model.loss(x[idx].to(device), adj[idx].to(device), mask[idx].to(device),
+                          beta=beta * min(1.0, k / warm_steps), generator=noise)
+
+    def on_resume(meta: dict[str, str]) -> None:
+        evals[:] = json.loads(meta.get("evals", "[]"))
+
+    def on_epoch_end(done: int, terms: dict[str, float], clock) -> dict[str, str]:
         if eval_fn is not None and eval_every > 0 and (done % eval_every == 0 or done == epochs):
-            evaluate(done)
-        stop = time_limit is not None and time.perf_counter() - t0 > time_limit and done < epochs
-        if checkpoint is not None:
-            save_checkpoint(checkpoint, model, optimizer=opt, metadata={
-                "epoch": done, "history": ",".join(f"{h:.5f}" for h in history),
-                "evals": json.dumps(evals),
-                "total_seconds": round(seconds_before + time.perf_counter() - t0, 1),
-                **(extra_metadata or {}), **model.config})
-        if stop:
-            warnings.warn(f"train_graph_vae: time_limit={time_limit} s reached after epoch {done} of "
-                          f"{epochs}; the model is trained for fewer epochs than asked", stacklevel=2)
-            break
-    model.eval()
-    seconds = time.perf_counter() - t0
-    return {"epochs": done, "seconds": round(seconds, 2), "total_seconds": round(seconds_before + seconds, 1),
-            "history": ",".join(f"{h:.4f}" for h in history), "evals": json.dumps(evals),
-            **{f"final_{k}": round(v, 5) for k, v in last.items()}, **model.config}
+            model.eval()
+            scores = {k: round(float(v), 5) for k, v in eval_fn(model).items()}
+            evals.append({"epoch": done, "molecules_seen": done * M, "seconds": round(clock(), 1), **scores})
+        return {"evals": json.dumps(evals)}
+
+    out = fit(model, batches, step, epochs=epochs, lr=lr, schedule=schedule, seed=seed,
+              epoch_seed=lambda epoch: seed * 100_003 + epoch, manual_seed=False, clip_grad_norm=10.0,
+              checkpoint=checkpoint, resume=resume, time_limit=time_limit, desc="GraphVAE", show=("loss", "kl"),
+              metadata={**(extra_metadata or {}), **model.config}, on_resume=on_resume, on_epoch_end=on_epoch_end)
+    return {"epochs": out["epochs"], "seconds": out["seconds"], "total_seconds": out["total_seconds"],
+            "history": out["history"], "evals": json.dumps(evals),
+            **{k: v for k, v in out.items() if k.startswith("final_")}, **model.config}
