@@ -31,10 +31,11 @@ class SO3(Group):
     :math:`z \mapsto D(R)\, z`, applied block by block in float64.
 
     :meth:`align` and :meth:`quotient_distance` are exact for irreps with :math:`l \le 1`
-    (Kabsch on the ``l = 1`` copies; for :class:`O3` the better of :math:`R` and :math:`-R`);
-    for higher :math:`l` use :func:`invlatent.projections.approx_quotient_distance` (a
-    Kabsch-initialised search, an upper bound) or the invariants of
-    :func:`~invlatent.complete_invariants`.
+    (Kabsch on the ``l = 1`` copies; for :class:`O3` the better of :math:`R` and :math:`-R`).
+    For higher :math:`l`, :meth:`quotient_distance` is **approximate**: a Kabsch-initialised
+    search over rotations that returns an upper bound (the distance to one orbit point; see
+    :func:`invlatent.projections.approx_quotient_distance`), and :meth:`align` raises
+    ``NotImplementedError``; the invariants of :func:`~invlatent.complete_invariants` are exact.
 
     Example
     -------
@@ -106,13 +107,37 @@ class SO3(Group):
         """Group average: the projection onto the invariant scalars (other coordinates set to 0)."""
         return z * self.invariant_mask().to(z.device).to(z.dtype)
 
+    def quotient_distance(self, z1: torch.Tensor, z2: torch.Tensor, *, steps: int = 30,
+                          lr: float = 0.05) -> torch.Tensor:
+        r""":math:`\min_R \lVert z_{1,i} - D(R) z_{2,i}\rVert` per pair, ``(B,)``: exact for ``lmax <= 1``,
+        an **upper bound** otherwise.
+
+        ``lmax <= 1``: by :meth:`align` (Kabsch), differentiable almost everywhere. ``lmax >= 2``:
+        the best of the Kabsch rotation of the ``l <= 1`` part, the latent frames' rotations and
+        the identity, refined by ``steps`` Adam steps of rate ``lr`` on the rotation
+        (:func:`invlatent.projections.approx_quotient_distance`); detached (no gradient).
+
+        Example
+        -------
+        >>> G = SO3("1x0e + 2x1o + 1x2e")
+        >>> z = torch.randn(2, G.irreps.dim, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        >>> zR = G.act(G.sample(2, generator=torch.Generator().manual_seed(1)), z)
+        >>> bool(G.quotient_distance(z, zR).max() < 1e-3)   # a rotated copy: ~0 (an upper bound)
+        True
+        """
+        if self.irreps.lmax <= 1:
+            return super().quotient_distance(z1, z2)
+        from ..projections._frames import _rotation_search  # frames are built on the groups: import late
+
+        return _rotation_search(z1, z2, self.irreps, not self._with_inversion, steps, lr)
+
     def align(self, z1: torch.Tensor, z2: torch.Tensor):
         """``(aligned, g)`` by Kabsch on the ``l = 1`` copies (exact for ``lmax <= 1``)."""
         if self.irreps.lmax > 1:
             raise NotImplementedError(
                 f"exact alignment for {type(self).__name__} is implemented for irreps with l <= 1 "
-                f"(Kabsch); got lmax={self.irreps.lmax}. Use invlatent.projections.approx_quotient_distance, "
-                "complete_invariants or irrep_norms instead."
+                f"(Kabsch); got lmax={self.irreps.lmax}. quotient_distance gives an upper bound "
+                "(a Kabsch-initialised search); complete_invariants and irrep_norms are exact invariants."
             )
         P = l1_basis().to(z1.device)
         B = z1.shape[0]

@@ -18,7 +18,8 @@ member                                         meaning
 ``average(z)``                                 the Reynolds operator :math:`\int_G \rho(g) z\,dg`
 ``align(z1, z2)``                              ``(aligned, g)``: the point :math:`\rho(g^\star) z_2`
                                                of :math:`z_2`'s orbit closest to :math:`z_1`
-``quotient_distance(z1, z2)``                  :math:`\min_g\lVert z_1-\rho(g) z_2\rVert`, ``(B,)``
+``quotient_distance(z1, z2)``                  :math:`\min_g\lVert z_1-\rho(g) z_2\rVert`, ``(B,)`` (exact, or an
+                                               upper bound where the group documents it: SO3/O3, ``l >= 2``)
 ``pairwise_quotient_distance(Z1, Z2, chunk)``  the ``(N1, N2)`` matrix (``Z2=None``: ``Z1`` vs itself)
 ``max_inner(z, w, template_orbit=None)``       :math:`\max_g \langle w_t, \rho(g) z_b\rangle`, ``(B, T)``
 ``template_orbit(w)``                          what ``max_inner`` may reuse for fixed templates

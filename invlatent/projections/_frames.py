@@ -305,52 +305,18 @@ def _skew(w):
 
 
 def _kabsch_candidate(a, b, irreps, proper):
-    """The exact optimum for the ``l <= 1`` part (core :func:`invlatent.quotient.align`, Kabsch)."""
+    """The exact optimum for the ``l <= 1`` part (the group's Kabsch ``align``)."""
     from ..groups import O3, SO3
-    from ..quotient import align
 
     keep = [(mul, ir) for mul, ir in irreps if ir.l <= 1]
     idx = torch.cat([torch.arange(sl.start, sl.stop) for (mul, ir), sl in zip(irreps, irreps.slices()) if ir.l <= 1])
-    group = (SO3 if proper else O3)(keep)
-    _, g = align(a[:, idx], b[:, idx], group, return_element=True)
+    _, g = (SO3 if proper else O3)(keep).align(a[:, idx], b[:, idx])
     return g.to(a.dtype)
 
 
-def approx_quotient_distance(z1: torch.Tensor, z2: torch.Tensor, group, *, steps: int = 30, lr: float = 0.05,
-                             proper: bool | None = None) -> torch.Tensor:
-    r"""Upper bound on :math:`\min_{R} \lVert z_1 - D(R) z_2\rVert` for irreps with any ``lmax``.
-
-    Exact alignment is known for ``l <= 1`` (Kabsch, :func:`invlatent.quotient.align`); with
-    ``l = 2`` parts the minimum over :math:`SO(3)` (or :math:`O(3)`, ``proper=False``) is found
-    here numerically: start from the best of the Kabsch rotation of the ``l <= 1`` part
-    (exact for it), the frame-to-frame rotations :math:`F_1^\top S F_2` (:func:`latent_frame`,
-    all sign choices :math:`S`) and the identity, then ``steps`` Adam steps on
-    :math:`R \exp([\omega]_\times)`. Batched over pairs. The result
-    is never below the true quotient distance (it is the distance to one orbit point).
-
-    Parameters
-    ----------
-    z1, z2 : Tensor, shape ``(P, group.irreps.dim)``
-        Pairs (same shape).
-    group : :class:`~invlatent.groups.SO3` or :class:`~invlatent.groups.O3`
-        Irreps (the old ``approx_quotient_distance(z1, z2, irreps, proper=...)``) still work for
-        one release, with a ``DeprecationWarning``.
-    steps, lr : the local search (Adam on the rotation).
-
-    Returns
-    -------
-    Tensor, shape ``(P,)`` (detached).
-    """
-    from ..groups._rotation import rotation_group
-
-    if proper is not None:
-        warnings.warn("proper= is deprecated: pass SO3(irreps) (proper) or O3(irreps)", DeprecationWarning, stacklevel=2)
-    group = rotation_group(group, "SO3" if proper in (None, True) else "O3", stacklevel=3)
-    irreps, proper = group.irreps, "0o" in group.invariant_irreps
-    _check_latent(z1, irreps, "z1")
-    _check_latent(z2, irreps, "z2")
-    if z1.shape != z2.shape:
-        raise ValueError(f"z1 and z2 must have the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+def _rotation_search(z1: torch.Tensor, z2: torch.Tensor, irreps, proper: bool, steps: int, lr: float) -> torch.Tensor:
+    """The Kabsch-initialised search of :func:`approx_quotient_distance` on valid input: ``(P,)``, detached,
+    in ``z1``'s dtype. Called by :meth:`invlatent.groups.SO3.quotient_distance` for ``lmax >= 2``."""
     a, b = z1.detach().double(), z2.detach().double()
     P = a.shape[0]
     F1 = latent_frame(a, irreps, proper=True)
@@ -366,13 +332,63 @@ def approx_quotient_distance(z1: torch.Tensor, z2: torch.Tensor, group, *, steps
     w = w0.clone().requires_grad_(True)
     opt = torch.optim.Adam([w], lr=lr)
     dist = d.min(1).values
-    for _ in range(steps):
-        R = R0 @ torch.linalg.matrix_exp(_skew(w))
-        cur = (apply_rotation(b, irreps, R) - a).norm(dim=-1)
-        ok = torch.isfinite(cur.detach())
-        dist = torch.where(ok, torch.minimum(dist, cur.detach()), dist)
-        opt.zero_grad()
-        cur[ok].sum().backward()
-        w.grad.nan_to_num_(0.0, 0.0, 0.0)
-        opt.step()
+    with torch.enable_grad():  # the search needs autograd even when the caller is in no_grad mode
+        for _ in range(steps):
+            R = R0 @ torch.linalg.matrix_exp(_skew(w))
+            cur = (apply_rotation(b, irreps, R) - a).norm(dim=-1)
+            ok = torch.isfinite(cur.detach())
+            dist = torch.where(ok, torch.minimum(dist, cur.detach()), dist)
+            opt.zero_grad()
+            cur[ok].sum().backward()
+            w.grad.nan_to_num_(0.0, 0.0, 0.0)
+            opt.step()
     return dist.to(z1.dtype)
+
+
+def approx_quotient_distance(z1: torch.Tensor, z2: torch.Tensor, group, *, steps: int = 30, lr: float = 0.05,
+                             proper: bool | None = None) -> torch.Tensor:
+    r"""Upper bound on :math:`\min_{R} \lVert z_1 - D(R) z_2\rVert` for irreps with any ``lmax``.
+
+    The checked form of ``group.quotient_distance(z1, z2, steps=steps, lr=lr)``
+    (:meth:`invlatent.groups.SO3.quotient_distance`): exact for ``lmax <= 1`` (Kabsch,
+    :func:`invlatent.quotient.align`); with ``l >= 2`` parts the minimum over :math:`SO(3)` (or
+    :math:`O(3)`) is found numerically: start from the best of the Kabsch rotation of the
+    ``l <= 1`` part (exact for it), the frame-to-frame rotations :math:`F_1^\top S F_2`
+    (:func:`latent_frame`, all sign choices :math:`S`) and the identity, then ``steps`` Adam steps
+    on :math:`R \exp([\omega]_\times)`. Batched over pairs. The result is never below the true
+    quotient distance (it is the distance to one orbit point).
+
+    Parameters
+    ----------
+    z1, z2 : Tensor, shape ``(P, group.irreps.dim)``
+        Pairs (same shape).
+    group : :class:`~invlatent.groups.SO3` or :class:`~invlatent.groups.O3`
+        Irreps (the old ``approx_quotient_distance(z1, z2, irreps, proper=...)``) still work for
+        one release, with a ``DeprecationWarning``.
+    steps, lr : the local search (Adam on the rotation; unused for ``lmax <= 1``).
+
+    Returns
+    -------
+    Tensor, shape ``(P,)`` (detached).
+
+    Example
+    -------
+    >>> import torch
+    >>> from invlatent import SO3
+    >>> G = SO3("1x0e + 2x1o + 1x2e")
+    >>> z = torch.randn(3, G.irreps.dim, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    >>> zR = G.act(G.sample(3, generator=torch.Generator().manual_seed(1)), z)  # rotated copies
+    >>> bool(approx_quotient_distance(z, zR, G).max() < 1e-3)
+    True
+    """
+    from ..groups._rotation import rotation_group
+
+    if proper is not None:
+        warnings.warn("proper= is deprecated: pass SO3(irreps) (proper) or O3(irreps)", DeprecationWarning,
+                      stacklevel=2)
+    group = rotation_group(group, "SO3" if proper in (None, True) else "O3", stacklevel=3)
+    group.check_latent(z1, "z1")
+    group.check_latent(z2, "z2")
+    if z1.shape != z2.shape:
+        raise ValueError(f"z1 and z2 must have the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
+    return group.quotient_distance(z1, z2, steps=steps, lr=lr).detach()

@@ -19,7 +19,9 @@ their input once and call the group. The built-in groups:
 * :class:`~invlatent.groups.Cyclic` (and any finite group with ``orbit``): one matmul
   against the whole orbit, then a min over the group axis;
 * :class:`~invlatent.groups.SO3` / :class:`~invlatent.groups.O3` on irreps with
-  :math:`l \le 1`: the Kabsch / orthogonal Procrustes solution (exact).
+  :math:`l \le 1`: the Kabsch / orthogonal Procrustes solution (exact); with :math:`l \ge 2`
+  parts only :func:`quotient_distance` (and the pairwise form) is defined, and it is an upper
+  bound found by a Kabsch-initialised search (:func:`~invlatent.projections.approx_quotient_distance`).
 
 Example
 -------
@@ -89,7 +91,11 @@ def align(z1: torch.Tensor, z2: torch.Tensor, group, *, return_element: bool = F
 
 
 def quotient_distance(z1: torch.Tensor, z2: torch.Tensor, group) -> torch.Tensor:
-    r"""Exact quotient distance, one per pair: :math:`d_i = \min_g \lVert z_{1,i} - \rho(g) z_{2,i}\rVert`.
+    r"""Quotient distance, one per pair: :math:`d_i = \min_g \lVert z_{1,i} - \rho(g) z_{2,i}\rVert`.
+
+    Exact for every built-in group but :class:`~invlatent.groups.SO3`/:class:`~invlatent.groups.O3`
+    on irreps with :math:`l \ge 2`, where it is an upper bound (a Kabsch-initialised search,
+    :meth:`invlatent.groups.SO3.quotient_distance`).
 
     Parameters
     ----------
@@ -98,7 +104,8 @@ def quotient_distance(z1: torch.Tensor, z2: torch.Tensor, group) -> torch.Tensor
 
     Returns
     -------
-    Tensor, shape ``(B,)``, differentiable almost everywhere.
+    Tensor, shape ``(B,)``, differentiable almost everywhere (the SO(3) search with :math:`l \ge 2`:
+    detached).
 
     Example
     -------
