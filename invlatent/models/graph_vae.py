@@ -201,9 +201,24 @@ class GraphVAE(nn.Module):
         ``bond`` (B, n, n, 4) (class 0 = no bond; symmetric)."""
         if self.sort_decoder is not None:
             n = self.sort_decoder.n
-            z = check_tensor(z, "z", ndim=3, shape=(None, n, self.latent_channels), expected=f"(B, {n}, c)")
+            check_tensor(z, "z", ndim=3, shape=(None, n, self.latent_channels), expected=f"(B, {n}, c)")
+        else:
+            check_tensor(z, "z", ndim=3, shape=(None, None, self.latent_channels), expected="(B, n, c)")
+        return self._decode(z)
+
+    def _encode_for_decoding(self, x, adj, mask):
+        """:meth:`encode`, and a check that its codes fit the decoder (then :meth:`_decode` needs none)."""
+        mu, logvar = self.encode(x, adj, mask)
+        if self.sort_decoder is not None and mu.shape[1] != self.sort_decoder.n:
+            n = self.sort_decoder.n
+            raise ValueError(f"x must have {n} node slots, shape (B, {n}, n_atom_types), for the sort decoder "
+                             f"(its parameters are per rank); got {tuple(x.shape)}")
+        return mu, logvar
+
+    def _decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """:meth:`decode` without input checks (for codes the model made itself)."""
+        if self.sort_decoder is not None:
             return self.sort_decoder(z)
-        z = check_tensor(z, "z", ndim=3, shape=(None, None, self.latent_channels), expected="(B, n, c)")
         h = z
         for blk in self.dec_nodes:
             h = blk(h, None)
@@ -221,13 +236,13 @@ class GraphVAE(nn.Module):
     def forward(self, x, adj, mask, *, sample: bool = True, generator: torch.Generator | None = None):
         r"""Encode, sample :math:`z = \mu + \sigma\epsilon` (or take ``mu``), decode; returns
         ``(logits, mu, logvar, z)``."""
-        mu, logvar = self.encode(x, adj, mask)
+        mu, logvar = self._encode_for_decoding(x, adj, mask)
         if sample:
             eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
             z = mu + torch.exp(0.5 * logvar) * eps
         else:
             z = mu
-        return self.decode(z), mu, logvar, z
+        return self._decode(z), mu, logvar, z
 
     def loss(self, x, adj, mask, *, beta: float = 1.0, sample: bool = True,
              generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
@@ -242,8 +257,8 @@ class GraphVAE(nn.Module):
     @torch.no_grad()
     def reconstruct(self, x, adj, mask):
         """Decode the posterior means: ``(atom_type, bond_type, mask)`` in the input's node order."""
-        mu, _ = self.encode(x, adj, mask)
-        return decode_graphs(self.decode(mu))
+        mu, _ = self._encode_for_decoding(x, adj, mask)
+        return decode_graphs(self._decode(mu))
 
     @torch.no_grad()
     def sample(self, num: int, n: int = 9, *, generator: torch.Generator | None = None):

@@ -80,13 +80,20 @@ def _check_frames(frame, B, name="frame"):
 
 
 def _moments(points, mask, weights):
+    """The normalised point weights ``(B, n)`` of checked ``points``, ``mask`` and ``weights``."""
     check_tensor(points, "points", ndim=3, shape=(None, None, 3), expected="(B, n, 3)")
     check_mask(mask, points, z_name="points")
-    w = points.new_ones(points.shape[:2])
     if weights is not None:
         check_tensor(weights, "weights", ndim=2, shape=points.shape[:2], expected="(B, n)")
         if (weights < 0).any():
             raise ValueError("weights must be non-negative")
+    return _weights(points, mask, weights)
+
+
+def _weights(points, mask=None, weights=None):
+    """:func:`_moments` without input checks."""
+    w = points.new_ones(points.shape[:2])
+    if weights is not None:
         w = weights.to(points.dtype)
     if mask is not None:
         w = w * mask.to(points.dtype)
@@ -136,7 +143,11 @@ def pca_frame(points: torch.Tensor, mask: torch.Tensor | None = None, weights: t
     >>> pca_frame(X).round(decimals=3).abs().tolist()[0][0]   # first axis: x
     [1.0, 0.0, 0.0]
     """
-    w = _moments(points, mask, weights)
+    return _pca_frame(points, _moments(points, mask, weights), proper, center)
+
+
+def _pca_frame(points: torch.Tensor, w: torch.Tensor, proper: bool, center: bool) -> torch.Tensor:
+    """:func:`pca_frame` of checked input, from the normalised weights ``w`` (:func:`_moments`)."""
     axes, centred = _sorted_axes(points, w, center)
     proj = torch.einsum("bki,bni->bnk", axes, centred)  # (B, n, 3)
     third = (w.unsqueeze(-1) * proj.pow(3)).sum(1)  # (B, 3)
@@ -170,7 +181,11 @@ def frame_set(points: torch.Tensor, mask: torch.Tensor | None = None, weights: t
     >>> F.shape, bool(torch.allclose(torch.linalg.det(F), torch.ones(2, 4), atol=1e-5))
     (torch.Size([2, 4, 3, 3]), True)
     """
-    w = _moments(points, mask, weights)
+    return _frame_set(points, _moments(points, mask, weights), proper, center)
+
+
+def _frame_set(points: torch.Tensor, w: torch.Tensor, proper: bool, center: bool) -> torch.Tensor:
+    """:func:`frame_set` of checked input, from the normalised weights ``w`` (:func:`_moments`)."""
     axes, _ = _sorted_axes(points, w, center)
     det = torch.linalg.det(axes)
     axes = torch.cat([axes[:, :2], axes[:, 2:] * _sign(det)[:, None, None]], dim=1)  # det = +1
@@ -206,7 +221,13 @@ def latent_frame(z: torch.Tensor, irreps, *, proper: bool = True) -> torch.Tenso
     """
     irreps = _irreps(irreps)
     _check_latent(z, irreps)
-    return pca_frame(_vectors(z, irreps), proper=proper, center=False)
+    return _latent_frame(z, irreps, proper)
+
+
+def _latent_frame(z: torch.Tensor, irreps, proper: bool) -> torch.Tensor:
+    """:func:`latent_frame` without the checks of ``z`` (``irreps`` parsed)."""
+    V = _vectors(z, irreps)
+    return _pca_frame(V, _weights(V), proper, center=False)
 
 
 def apply_rotation(z: torch.Tensor, irreps, R: torch.Tensor) -> torch.Tensor:
@@ -238,7 +259,7 @@ def canonicalize(z: torch.Tensor, irreps, frame: torch.Tensor) -> torch.Tensor:
     _check_frames(frame, z.shape[0])
     if frame.dim() != 3:
         raise ValueError(f"frame must have shape (B, 3, 3), got {tuple(frame.shape)}")
-    return apply_rotation(z, irreps, frame)
+    return _apply_rotation(z, irreps, frame)
 
 
 def frame_average(z: torch.Tensor, irreps, frames: torch.Tensor) -> torch.Tensor:
@@ -258,7 +279,17 @@ def frame_average(z: torch.Tensor, irreps, frames: torch.Tensor) -> torch.Tensor
     _check_frames(frames, z.shape[0], "frames")
     if frames.dim() != 4:
         raise ValueError(f"frames must have shape (B, K, 3, 3), got {tuple(frames.shape)}")
-    return apply_rotation(z, irreps, frames).mean(1)
+    return _apply_rotation(z, irreps, frames).mean(1)
+
+
+def _check_points_for(z, points, mask, weights, irreps):
+    """Check the input of the frame modules; return the normalised point weights ``(B, n)``."""
+    w = _moments(points, mask, weights)
+    _check_latent(z, irreps)
+    if points.shape[0] != z.shape[0]:
+        raise ValueError(f"points must have shape (B, n, 3) with B = {z.shape[0]} (one cloud per latent z), "
+                         f"got {tuple(points.shape)}")
+    return w
 
 
 class PCACanonicalization(nn.Module):
@@ -272,7 +303,8 @@ class PCACanonicalization(nn.Module):
         self.irreps, self.proper = _irreps(irreps), proper
 
     def forward(self, z, points, mask=None, weights=None):
-        return canonicalize(z, self.irreps, pca_frame(points, mask, weights, proper=self.proper))
+        w = _check_points_for(z, points, mask, weights, self.irreps)
+        return _apply_rotation(z, self.irreps, _pca_frame(points, w, self.proper, center=True))
 
 
 class FrameAveraging(nn.Module):
@@ -283,7 +315,8 @@ class FrameAveraging(nn.Module):
         self.irreps, self.proper = _irreps(irreps), proper
 
     def forward(self, z, points, mask=None, weights=None):
-        return frame_average(z, self.irreps, frame_set(points, mask, weights, proper=self.proper))
+        w = _check_points_for(z, points, mask, weights, self.irreps)
+        return _apply_rotation(z, self.irreps, _frame_set(points, w, self.proper, center=True)).mean(1)
 
 
 class LatentFrameCanonicalization(nn.Module):
@@ -294,7 +327,8 @@ class LatentFrameCanonicalization(nn.Module):
         self.irreps, self.proper = _irreps(irreps), proper
 
     def forward(self, z):
-        return canonicalize(z, self.irreps, latent_frame(z, self.irreps, proper=self.proper))
+        _check_latent(z, self.irreps)
+        return _apply_rotation(z, self.irreps, _latent_frame(z, self.irreps, self.proper))
 
 
 def _skew(w):
@@ -319,12 +353,13 @@ def _rotation_search(z1: torch.Tensor, z2: torch.Tensor, irreps, proper: bool, s
     in ``z1``'s dtype. Called by :meth:`invlatent.groups.SO3.quotient_distance` for ``lmax >= 2``."""
     a, b = z1.detach().double(), z2.detach().double()
     P = a.shape[0]
-    F1 = latent_frame(a, irreps, proper=True)
-    F2s = frame_set(_vectors(b, irreps), proper=proper, center=False)  # (P, K, 3, 3)
+    F1 = _latent_frame(a, irreps, proper=True)
+    V2 = _vectors(b, irreps)
+    F2s = _frame_set(V2, _weights(V2), proper, center=False)  # (P, K, 3, 3)
     cand = F1.transpose(1, 2).unsqueeze(1) @ F2s  # (P, K, 3, 3): R with F1 R ~ F2
     eye = torch.eye(3, dtype=a.dtype).expand(P, 1, 3, 3)
     cand = torch.cat([cand, eye, _kabsch_candidate(a, b, irreps, proper).unsqueeze(1)], dim=1)
-    d = (apply_rotation(b, irreps, cand) - a.unsqueeze(1)).norm(dim=-1)  # (P, K+1)
+    d = (_apply_rotation(b, irreps, cand) - a.unsqueeze(1)).norm(dim=-1)  # (P, K+1)
     best = d.argmin(1)
     R0 = cand[torch.arange(P), best]
     # a tiny seeded offset keeps R away from e3nn's Euler-angle singularity at the identity
@@ -335,7 +370,7 @@ def _rotation_search(z1: torch.Tensor, z2: torch.Tensor, irreps, proper: bool, s
     with torch.enable_grad():  # the search needs autograd even when the caller is in no_grad mode
         for _ in range(steps):
             R = R0 @ torch.linalg.matrix_exp(_skew(w))
-            cur = (apply_rotation(b, irreps, R) - a).norm(dim=-1)
+            cur = (_apply_rotation(b, irreps, R) - a).norm(dim=-1)
             ok = torch.isfinite(cur.detach())
             dist = torch.where(ok, torch.minimum(dist, cur.detach()), dist)
             opt.zero_grad()

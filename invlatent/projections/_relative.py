@@ -66,6 +66,11 @@ def relative_projection(z: torch.Tensor, anchors: torch.Tensor, eps: float = 1e-
         raise ValueError(f"anchors must have shape (K, {z.shape[1]}) to match z, got {tuple(anchors.shape)}")
     if anchors.dtype != z.dtype:
         raise TypeError(f"anchors must have the dtype of z ({z.dtype}), got {anchors.dtype}")
+    return _relative_projection(z, anchors, eps)
+
+
+def _relative_projection(z: torch.Tensor, anchors: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """:func:`relative_projection` without input checks."""
     zn = z / z.norm(dim=1, keepdim=True).clamp_min(eps)
     an = anchors.to(z.device) / anchors.norm(dim=1, keepdim=True).to(z.device).clamp_min(eps)
     return zn @ an.T
@@ -80,7 +85,11 @@ class RelativeProjection(nn.Module):
         self.register_buffer("anchors", anchors.detach().clone())
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return relative_projection(z, self.anchors.to(z.dtype))
+        D = self.anchors.shape[1]
+        check_tensor(z, "z", ndim=2, expected=f"(B, {D})")
+        if z.shape[1] != D:
+            raise ValueError(f"z must have shape (B, {D}) to match the anchors, got {tuple(z.shape)}")
+        return _relative_projection(z, self.anchors.to(z.dtype))
 
 
 def gram_mds(vectors: torch.Tensor, dim: int = 3) -> torch.Tensor:
@@ -113,6 +122,11 @@ def gram_mds(vectors: torch.Tensor, dim: int = 3) -> torch.Tensor:
     check_tensor(vectors, "vectors", ndim=3, expected="(B, m, d)")
     if not isinstance(dim, int) or isinstance(dim, bool) or not 1 <= dim <= vectors.shape[1]:
         raise ValueError(f"dim must be an int between 1 and m={vectors.shape[1]}, got {describe(dim)}")
+    return _gram_mds(vectors, dim)
+
+
+def _gram_mds(vectors: torch.Tensor, dim: int) -> torch.Tensor:
+    """:func:`gram_mds` without input checks."""
     G = vectors @ vectors.transpose(1, 2)  # (B, m, m), O(d)-invariant
     lam, U = torch.linalg.eigh(G)
     lam, U = lam.flip(-1)[:, :dim], U.flip(-1)[:, :, :dim]
@@ -142,11 +156,16 @@ def gram_mds_projection(z: torch.Tensor, irreps) -> torch.Tensor:
     """
     irreps = _irreps(irreps)
     _check_latent(z, irreps)
+    return _gram_mds_projection(z, irreps)
+
+
+def _gram_mds_projection(z: torch.Tensor, irreps) -> torch.Tensor:
+    """:func:`gram_mds_projection` without the checks of ``z`` (``irreps`` parsed)."""
     scalars = [z[:, sl] for (mul, ir), sl in zip(irreps, irreps.slices()) if ir.l == 0 and ir.p == 1]
     V = _vectors(z, irreps)
     if V.shape[1] < 3:
         raise ValueError(f"irreps must contain at least 3 l = 1 vectors for 3 MDS coordinates, got {irreps}")
-    return torch.cat(scalars + [gram_mds(V, 3).flatten(1)], dim=1)
+    return torch.cat(scalars + [_gram_mds(V, 3).flatten(1)], dim=1)
 
 
 class GramMDSProjection(nn.Module):
@@ -157,4 +176,5 @@ class GramMDSProjection(nn.Module):
         self.irreps = _irreps(irreps)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return gram_mds_projection(z, self.irreps)
+        _check_latent(z, self.irreps)
+        return _gram_mds_projection(z, self.irreps)

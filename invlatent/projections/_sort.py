@@ -72,7 +72,11 @@ def sort_projection(z: torch.Tensor, mask: torch.Tensor | None = None) -> torch.
     >>> sort_projection(z, mask)[0].tolist()
     [[2.0, 0.0], [3.0, 1.0], [0.0, 0.0]]
     """
-    mask = _check(z, mask)
+    return _sort_projection(z, _check(z, mask))
+
+
+def _sort_projection(z: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """:func:`sort_projection` without input checks."""
     filled, counts = _fill_padding(z, mask)
     return _zero_tail(_sort_nodes(filled), counts)
 
@@ -111,7 +115,11 @@ def lexsort_projection(z: torch.Tensor, mask: torch.Tensor | None = None) -> tor
     >>> lexsort_projection(z)[0].tolist()
     [[0.0, 9.0], [1.0, 2.0], [1.0, 5.0]]
     """
-    mask = _check(z, mask)
+    return _lexsort_projection(z, _check(z, mask))
+
+
+def _lexsort_projection(z: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """:func:`lexsort_projection` without input checks."""
     filled, counts = _fill_padding(z, mask)
     B, n, c = z.shape
     idx = torch.arange(n, device=z.device).expand(B, n)
@@ -133,7 +141,7 @@ class SortProjection(nn.Module):
     """
 
     def forward(self, z: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return sort_projection(z, mask)
+        return _sort_projection(z, _check(z, mask))
 
 
 class LexSortProjection(nn.Module):
@@ -147,4 +155,4 @@ class LexSortProjection(nn.Module):
     """
 
     def forward(self, z: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return lexsort_projection(z, mask)
+        return _lexsort_projection(z, _check(z, mask))

@@ -46,7 +46,11 @@ def power_spectrum(z: torch.Tensor) -> torch.Tensor:
     >>> power_spectrum(z).tolist()
     [[[0.25, 0.25, 0.25]]]
     """
-    _check(z)
+    return _power_spectrum(_check(z))
+
+
+def _power_spectrum(z: torch.Tensor) -> torch.Tensor:
+    """:func:`power_spectrum` without input checks."""
     return torch.fft.rfft(z, dim=-1, norm="ortho").abs().square()
 
 
@@ -89,7 +93,11 @@ def bispectrum(z: torch.Tensor, full: bool = False) -> torch.Tensor:
     >>> bool(torch.allclose(bispectrum(z), bispectrum(z.roll(1, -1)), atol=1e-5))
     True
     """
-    _check(z)
+    return _bispectrum(_check(z), bool(full))
+
+
+def _bispectrum(z: torch.Tensor, full: bool) -> torch.Tensor:
+    """:func:`bispectrum` without input checks."""
     N = z.shape[-1]
     F = torch.fft.fft(z, dim=-1, norm="ortho")  # (..., c, N) complex
     k = torch.arange(N, device=z.device)
@@ -116,7 +124,7 @@ class PowerSpectrum(nn.Module):
     """
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return power_spectrum(z)
+        return _power_spectrum(_check(z))
 
 
 class Bispectrum(nn.Module):
@@ -134,4 +142,4 @@ class Bispectrum(nn.Module):
         self.full = bool(full)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return bispectrum(z, full=self.full)
+        return _bispectrum(_check(z), self.full)

@@ -62,6 +62,11 @@ def project_in_chunks(
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
     check_tensor(z, "z", min_ndim=1, expected="(B, *latent_shape)")
     check_positive_int(chunk_size, "chunk_size")
+    return _project_in_chunks(fn, z, chunk_size, device, out_device, progress)
+
+
+def _project_in_chunks(fn, z, chunk_size, device=None, out_device=None, progress=False) -> torch.Tensor:
+    """:func:`project_in_chunks` without input checks (the output of ``fn`` is still checked per chunk)."""
     device = torch.device(device) if device is not None else z.device
     out_device = torch.device(out_device) if out_device is not None else z.device
     starts = range(0, z.shape[0], chunk_size)
@@ -105,13 +110,14 @@ class Chunked(nn.Module):
         self.device = device
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        check_tensor(z, "z", min_ndim=1, expected="(B, *latent_shape)")
         device = self.device
         if device is None:
             p = next(iter(self.module.parameters()), None) if isinstance(self.module, nn.Module) else None
             b = next(iter(self.module.buffers()), None) if isinstance(self.module, nn.Module) else None
             ref = p if p is not None else b
             device = ref.device if ref is not None else z.device
-        return project_in_chunks(self.module, z, chunk_size=self.chunk_size, device=device)
+        return _project_in_chunks(self.module, z, self.chunk_size, device)
 
     def extra_repr(self) -> str:
         return f"chunk_size={self.chunk_size}, device={self.device}"
