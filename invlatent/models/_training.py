@@ -232,6 +232,10 @@ def fit(
                 v = v.detach() * (n / n_epoch)
                 sums[key] = sums[key] + v if key in sums else v
         last = {key: float(v) for key, v in sums.items()}  # one host transfer per term and epoch
+        bad = [key for key, v in last.items() if not math.isfinite(v)]
+        if bad:  # checked once per epoch (no per-step sync); the last good checkpoint is kept
+            raise FloatingPointError(f"{desc}: non-finite {', '.join(bad)} in epoch {epoch + 1} "
+                                     f"(the checkpoint keeps epoch {epoch}); lower lr or check the data")
         history.append(last["loss"])
         done = epoch + 1
         if hasattr(bar, "set_postfix"):

@@ -76,3 +76,25 @@ def test_bad_schedule_is_a_value_error():
     m, b, s = _problem()
     with pytest.raises(ValueError, match="schedule"):
         fit(m, b, s, epochs=1, lr=1e-2, schedule="linear")
+
+
+def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
+    # The loss turns NaN in the second epoch; fit must raise instead of saving NaN weights.
+    model = torch.nn.Linear(2, 1)
+    x = torch.randn(32, 2, generator=torch.Generator().manual_seed(0))
+
+    def batches(epoch, gen):
+        return [(epoch, 32)]
+
+    def step(epoch, k):
+        loss = model(x).square().mean()
+        return {"loss": loss * float("nan") if epoch >= 1 else loss}
+
+    ck = tmp_path / "ck.safetensors"
+    with pytest.raises(FloatingPointError, match="non-finite loss in epoch 2"):
+        fit(model, batches, step, epochs=3, lr=0.01, checkpoint=ck)
+    from safetensors import safe_open
+
+    with safe_open(str(ck), "pt") as f:
+        assert f.metadata()["epoch"] == "1"
+        assert torch.isfinite(f.get_tensor("model.weight")).all()
