@@ -91,8 +91,8 @@ class Cyclic(Group):
         return z.mean(dim=-1, keepdim=True).expand_as(z)
 
     # All N shifts of an inner product are one circular cross-correlation: by the real DFT it
-    # costs two small matmuls instead of a matmul against the whole orbit (about N/4 fewer
-    # flops); invlatent._fft_correlation.use_fft holds the measured crossover.
+    # costs two small matmuls instead of a matmul against the whole orbit (2cN + N^2/2 instead of
+    # cN^2 multiply-adds per pair); invlatent._fft_correlation.use_fft holds the measured crossover.
     def template_orbit(self, templates: torch.Tensor) -> torch.Tensor | None:
         """The templates' orbit for the direct path; ``None`` where the FFT path is faster."""
         if templates.is_floating_point() and use_fft(self.N, math.prod(templates.shape[1:-1]), templates.shape[0]):

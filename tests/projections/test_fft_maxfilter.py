@@ -74,8 +74,30 @@ def test_max_filter_and_pairwise_use_the_fft_path_and_agree():
 
 
 def test_size_rule_and_bad_input():
-    assert not use_fft(2, 8, 256) and not use_fft(4, 8, 256) and use_fft(8, 1, 1) and use_fft(16, 8, 256)
+    assert not use_fft(2, 8, 256) and not use_fft(3, 8, 256) and use_fft(4, 8, 256) and use_fft(8, 1, 1)
+    assert use_fft(16, 8, 256)
     with pytest.raises(ValueError, match="trailing shape"):
         cyclic_max_inner(torch.zeros(2, 3, 8), torch.zeros(2, 3, 7))
     with pytest.raises(ValueError, match="method"):
         cyclic_max_inner(torch.zeros(2, 3, 8), torch.zeros(2, 3, 8), method="fast")
+
+
+@settings(max_examples=40, deadline=None)
+@given(B=st.integers(1, 60), T=st.integers(1, 9), c=st.integers(1, 4), N=st.integers(1, 12),
+       block=st.integers(0, 9), transform=st.integers(0, 9), dtype=st.sampled_from([torch.float32, torch.float64]),
+       seed=st.integers(0, 2**31 - 1))
+def test_fft_blocks_and_transform_steps_do_not_change_the_result(B, T, c, N, block, transform, dtype, seed):
+    """Default block sizes (no ``chunk``): several transform steps of x, partial last blocks, reused buffers."""
+    import invlatent._fft_correlation as fc
+
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(B, c, N, generator=g, dtype=dtype)
+    y = torch.randn(T, c, N, generator=g, dtype=dtype)
+    saved = fc._BLOCK_ELEMENTS, fc._TRANSFORM_ELEMENTS
+    try:
+        fc._BLOCK_ELEMENTS, fc._TRANSFORM_ELEMENTS = 1 << block, 1 << transform
+        fft = cyclic_max_inner(x, y, method="fft")
+    finally:
+        fc._BLOCK_ELEMENTS, fc._TRANSFORM_ELEMENTS = saved
+    assert fft.shape == (B, T) and fft.dtype == dtype
+    assert float(_amax(fft.double() - _loop(x, y))) <= _tol(x, y)
