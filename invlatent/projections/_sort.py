@@ -17,6 +17,8 @@ distances (``c = 1``); across sizes they compare the ``k``-th smallest real node
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import torch
 from torch import nn
@@ -81,13 +83,70 @@ def _sort_projection(z: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor
     return _zero_tail(_sort_nodes(filled), counts)
 
 
+#: Sorting networks against NumPy's per-row sort, float32 ``(B, n)`` rows, one thread, CPU time,
+#: medians of 7 interleaved runs (B = 1e5): speed-up 13.5 (n = 2), 8.0 (3), 5.5 (5), 2.1 (9),
+#: 1.7 (10), 1.4 (11), 1.2 (12), 1.13 (13), 1.05 (14), 0.91 (15), 0.85 (16); n = 9 with 2000, 4000,
+#: 8000 rows: 0.86, 1.23, 1.57; n = 12 with 8000 rows: 1.05. Hence: n <= 12 and at least 8192 rows.
+_NETWORK_MAX_N = 12
+_NETWORK_MIN_ROWS = 8192
+#: Independent sorts per step of the network (n arrays of 32 KB in float32: together in L2).
+_NETWORK_BLOCK = 8192
+
+
+@lru_cache(maxsize=32)
+def _comparators(n: int) -> tuple[tuple[int, int], ...]:
+    """Batcher's odd-even merge sorting network on the next power of two ``>= n``, without the
+    comparators that touch a position ``>= n``: padded with :math:`+\infty`, those positions keep
+    their values through every comparator, so the pruned network sorts ``n`` values."""
+    size = 1 << max(0, (n - 1).bit_length())
+    pairs, p = [], 1
+    while p < size:
+        k = p
+        while k >= 1:
+            for j in range(k % p, size - k, 2 * k):
+                for i in range(min(k, size - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p) and i + j + k < n:
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return tuple(pairs)
+
+
+def _network_sort(x: np.ndarray) -> np.ndarray:
+    r"""``np.sort(x, axis=1)`` for ``x`` ``(B, n, c)`` by a sorting network, vectorised over the ``B c`` sorts.
+
+    Each comparator is an elementwise min and max of two of the ``n`` rows of a block laid out as
+    ``(n, b c)``: :math:`O(n \log^2 n)` vector operations instead of ``B c`` calls of a scalar sort,
+    which wins for short rows (the measurements above). The values are those of ``np.sort``; a zero
+    may come out with the other sign (``min(-0, +0) = +0``), which compares equal.
+    """
+    B, n, c = x.shape
+    out = np.empty_like(x)
+    step = max(1, _NETWORK_BLOCK // c)
+    for s in range(0, B, step):
+        rows = list(x[s:s + step].transpose(1, 0, 2).copy().reshape(n, -1))  # a copy (never x itself): n rows of b c
+        spare = np.empty_like(rows[0])
+        for i, j in _comparators(n):
+            np.minimum(rows[i], rows[j], out=spare)
+            np.maximum(rows[i], rows[j], out=rows[j])
+            rows[i], spare = spare, rows[i]
+        block = out[s:s + step].transpose(1, 0, 2)  # (n, b, c) view of the output
+        for i in range(n):
+            block[i] = rows[i].reshape(-1, c)
+    return out
+
+
 def _sort_nodes(z: torch.Tensor) -> torch.Tensor:
-    """Sorted values along axis 1. On a CPU without autograd, NumPy's vectorised sort (zero-copy)
-    is several times faster than ``torch.sort`` on short rows (``benchmarks/run.py``); the values
-    are the same either way."""
+    """Sorted values along axis 1. On a CPU without autograd, through NumPy: a sorting network for
+    short rows (above), else NumPy's vectorised sort, both several times faster than ``torch.sort``
+    on short rows (``benchmarks/run.py``); the values are the same either way."""
     if (z.device.type == "cpu" and z.dtype in (torch.float32, torch.float64)
             and not (torch.is_grad_enabled() and z.requires_grad)):
-        return torch.from_numpy(np.sort(z.detach().numpy(), axis=1))
+        x = z.detach().numpy()
+        B, n, c = x.shape
+        if 1 < n <= _NETWORK_MAX_N and B * c >= _NETWORK_MIN_ROWS:
+            return torch.from_numpy(_network_sort(x))
+        return torch.from_numpy(np.sort(x, axis=1))
     return z.sort(dim=1).values
 
 
