@@ -125,18 +125,21 @@ def machine(device: torch.device) -> dict:
 # the benchmarks; each returns a dict of lists over sizes (and a correctness check)
 
 def bench_sort(device, sizes, repeats):
-    """sort_projection on (B, 9, 1) float32 vs numpy.sort(axis=1) on the same array."""
+    """sort_projection on (B, 9, 1) float32 vs numpy.sort(axis=1) on the same array (on a CPU the former
+    is a sorting network for these short rows, invlatent.projections._sort)."""
     out = {"sizes": [], "invlatent_s": [], "reference_s": [], "speedup": [], "reference": "numpy.sort(axis=1)"}
     for B in sizes:
         z = torch.randn(B, 9, 1, generator=torch.Generator().manual_seed(0))
         zn = z.numpy().copy()
         zd = z.to(device)
-        t_inv = median_time(lambda: sort_projection(zd), device, repeats)
-        t_ref = median_time(lambda: np.sort(zn, axis=1), torch.device("cpu"), repeats)
+        cpu = {}  # both sides interleaved in rounds (see `interleaved`); ratios: medians of per-round ratios
+        t = interleaved({"inv": lambda: sort_projection(zd), "ref": lambda: np.sort(zn, axis=1)}, device,
+                        3 * repeats, cpu_times=cpu)
         out["sizes"].append(B)
-        out["invlatent_s"].append(t_inv)
-        out["reference_s"].append(t_ref)
-        out["speedup"].append(t_ref / t_inv)
+        out["invlatent_s"].append(statistics.median(t["inv"]))
+        out["reference_s"].append(statistics.median(t["ref"]))
+        out["speedup"].append(median_ratio(t["ref"], t["inv"]))
+        out.setdefault("speedup_cpu_time", []).append(median_ratio(cpu["ref"], cpu["inv"]))
     out["max_abs_error"] = float(np.abs(sort_projection(zd).cpu().numpy() - np.sort(zn, axis=1)).max())
     if device.type == "cuda":  # bandwidth: bytes read + written, against a device-to-device copy
         nbytes = 2 * zd.numel() * zd.element_size()
@@ -315,14 +318,16 @@ def bench_max_filter(device, sizes, repeats, N=16, c=8, T=256):
                 np.maximum(best, np.roll(zn, g, axis=-1).reshape(B, -1) @ W.T, out=best)
             return best
 
+        cpu = {}
         with torch.no_grad():
             t = interleaved({"inv": lambda: mf(zd), "mm": lambda: zd.reshape(B, -1) @ dense, "ref": loop}, device,
-                            repeats, warmup=1)
+                            repeats, warmup=1, cpu_times=cpu)
         out["sizes"].append(B)
         out["invlatent_s"].append(statistics.median(t["inv"]))
         out["reference_s"].append(statistics.median(t["ref"]))
         out["matmul_s"].append(statistics.median(t["mm"]))
         out["speedup"].append(median_ratio(t["ref"], t["inv"]))
+        out.setdefault("speedup_cpu_time", []).append(median_ratio(cpu["ref"], cpu["inv"]))
         out["fraction_of_matmul"].append(median_ratio(t["mm"], t["inv"]))
         out["GFLOPs"] = [2 * b * c * N * T * N / t / 1e9 for b, t in zip(out["sizes"], out["invlatent_s"])]
     with torch.no_grad():
@@ -380,20 +385,29 @@ MARON_PASSES = {
 }
 
 
-def interleaved(fns: dict, device, rounds: int, warmup: int = 2) -> dict:
+def interleaved(fns: dict, device, rounds: int, warmup: int = 2, cpu_times: dict | None = None) -> dict:
     """Wall times of each callable over ``rounds`` rounds, the callables interleaved within a round
-    (so that both sides of a ratio see the same load); ``{name: [seconds per round]}``."""
+    (so that both sides of a ratio see the same load); ``{name: [seconds per round]}``.
+
+    ``cpu_times``, if given, receives the same for the process's CPU time (all its threads): on a
+    shared machine the wall time of a single-threaded call also counts the time it waited for a core,
+    and a longer call is preempted more often, so under load wall-time ratios drift against the
+    slower side while CPU-time ratios do not."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     _sync(device)
     times = {name: [] for name in fns}
+    cpu = {name: [] for name in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             fn()
             _sync(device)
             times[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    if cpu_times is not None:
+        cpu_times.update(cpu)
     return times
 
 
@@ -440,7 +454,8 @@ def bench_maron(device, repeats, B=128, n=9, C=64):
     fns = {name: (lambda layer=layer: layer(a).sum().backward()) for name, layer in layers.items()}
     fns["matmuls of the 1x1 conv"], fns["matmuls of the 2->2 layer"] = mm_conv, mm_layer
     rounds = 5 * repeats  # each call is milliseconds: more rounds, the same wall time as the others
-    t = interleaved(fns, device, rounds)
+    cpu = {}
+    t = interleaved(fns, device, rounds, cpu_times=cpu)
     times = {name: statistics.median(v) for name, v in t.items()}
     base = t["1x1 conv"]
     slowdown = median_ratio(t["2->2 (pooled first)"], base)
@@ -465,7 +480,13 @@ def bench_maron(device, repeats, B=128, n=9, C=64):
             "naive_slowdown": median_ratio(t["2->2 naive (15 full tensors)"], base), "compiled_slowdown": compiled,
             "compile_seconds": compile_s, "flop_ratio": flop_ratio,
             "matmul_slowdown": median_ratio(t["matmuls of the 2->2 layer"], t["matmuls of the 1x1 conv"]),
-            "bound_slowdown": bound, "slowdown_over_bound": slowdown / bound, "passes": MARON_PASSES}
+            "bound_slowdown": bound, "slowdown_over_bound": slowdown / bound, "passes": MARON_PASSES,
+            # the same ratios from CPU time (see `interleaved`)
+            "cpu_time": {"slowdown": median_ratio(cpu["2->2 (pooled first)"], cpu["1x1 conv"]),
+                         "matmul_slowdown": median_ratio(cpu["matmuls of the 2->2 layer"], cpu["matmuls of the 1x1 conv"]),
+                         "bound_slowdown": median_ratio([c + (ml - mc) for c, ml, mc in zip(
+                             cpu["1x1 conv"], cpu["matmuls of the 2->2 layer"], cpu["matmuls of the 1x1 conv"])],
+                             cpu["1x1 conv"])}}
 
 
 def bench_gconv(device, repeats, batch=64):
