@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .._fft_correlation import cyclic_max_inner, use_fft
+from .._fft_correlation import cyclic_argmax_inner, cyclic_max_inner, use_fft
 from .._validation import check_positive_int, check_tensor
 from .base import Group, check_batch_size, check_generator
 
@@ -106,6 +106,26 @@ class Cyclic(Group):
                 self.N, math.prod(z.shape[1:-1]), templates.shape[0]):
             return cyclic_max_inner(z, templates, method="fft")
         return super().max_inner(z, templates, template_orbit)
+
+    def argmax_inner(self, z: torch.Tensor, templates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""``(best, s)``: :math:`\max_s \langle w_t, s\cdot z_b\rangle` ``(B, T)`` and the shifts ``s`` ``(B, T)``.
+
+        By the real DFT above the crossover (:func:`~invlatent._fft_correlation.use_fft` and at
+        least 16 templates), otherwise one matmul against the templates' orbit (one template, as
+        in :meth:`align_to_template`: the direct matmul, measured 2.2x faster than the DFT at
+        ``N = 16, c = 8``). Not differentiable.
+        """
+        if not z.is_floating_point():
+            return super().argmax_inner(z, templates)
+        # <w, s.z> = <(-s).w, z>: the correlation of z against the templates' shifts, shift negated
+        best, g = cyclic_argmax_inner(z, templates, method="auto")
+        return best, (-g) % self.N
+
+    def align_to_template(self, z: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
+        """Shift every ``z_b`` by the ``s`` maximizing :math:`\langle w, s\cdot z_b\rangle` (:meth:`argmax_inner`)."""
+        w = template.to(dtype=z.dtype, device=z.device).unsqueeze(0)
+        _, s = self.argmax_inner(z, w)
+        return self.act(s[:, 0], z)
 
     def pairwise_quotient_distance(self, Z1: torch.Tensor, Z2: torch.Tensor | None,
                                    chunk_size: int = 4096) -> torch.Tensor:

@@ -23,6 +23,10 @@ member                                         meaning
 ``pairwise_quotient_distance(Z1, Z2, chunk)``  the ``(N1, N2)`` matrix (``Z2=None``: ``Z1`` vs itself)
 ``max_inner(z, w, template_orbit=None)``       :math:`\max_g \langle w_t, \rho(g) z_b\rangle`, ``(B, T)``
 ``template_orbit(w)``                          what ``max_inner`` may reuse for fixed templates
+``argmax_inner(z, w)``                         ``(best, k)``: ``max_inner`` and the index ``k`` into
+                                               ``elements()`` of the maximizing :math:`g` (finite)
+``align_to_template(z, w)``                    :math:`\rho(g^\star_b) z_b`, :math:`g^\star_b` maximizing
+                                               :math:`\langle w, \rho(g) z_b\rangle` (optional; default ``align``)
 =============================================  ================================================
 
 :class:`Group` implements everything after ``elements`` for a finite group from ``elements``
@@ -207,6 +211,40 @@ class Group:
         if zf.shape[0] <= step:
             return (zf @ flat).view(-1, G, T).amax(dim=1)
         return torch.cat([(zf[i:i + step] @ flat).view(-1, G, T).amax(dim=1) for i in range(0, zf.shape[0], step)])
+
+    def argmax_inner(self, z: torch.Tensor, templates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        r"""``(best, k)``: :math:`\max_g \langle w_t, \rho(g) z_b\rangle` ``(B, T)`` and the index ``k``
+        ``(B, T)`` into :meth:`elements` of the maximizing element (the first on ties).
+
+        Generic finite-group version: the orbit of ``z`` (in blocks) against the templates. The
+        real part of the inner product for complex latents. Not differentiable.
+        """
+        if not self.is_finite:
+            raise TypeError(f"argmax_inner needs a finite group, got {self!r}")
+        with torch.no_grad():
+            wf = templates.detach().to(dtype=z.dtype, device=z.device).flatten(1)
+            T, D = wf.shape
+            wf = wf.conj().T if wf.is_complex() else wf.T
+            G = self.order
+            step = max(1, _MAX_INTERMEDIATE // (G * max(T, D)))  # bounded (b, |G|, D) orbit and (b, |G|, T) block
+            vals, idx = [], []
+            for i in range(0, z.shape[0], step):
+                ip = self.orbit(z[i:i + step].detach()).flatten(2) @ wf  # (b, |G|, T)
+                v, k = (ip.real if ip.is_complex() else ip).max(dim=1)
+                vals.append(v)
+                idx.append(k)
+            if not vals:
+                return z.new_zeros(0, T).real, torch.zeros(0, T, dtype=torch.long, device=z.device)
+            return torch.cat(vals), torch.cat(idx)
+
+    def align_to_template(self, z: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
+        r"""Every ``z_b`` moved to the point of its orbit closest to ``template`` (shape ``latent_shape``).
+
+        Default: :meth:`align` against the template broadcast over the batch (exact for every
+        group with an exact ``align``); groups with a faster argmax override it.
+        """
+        w = template.to(dtype=z.dtype, device=z.device).unsqueeze(0).expand_as(z)
+        return self.align(w, z)[0]
 
 
 def pairwise_by_pairs(distance, Z1: torch.Tensor, Z2: torch.Tensor | None, chunk_size: int) -> torch.Tensor:

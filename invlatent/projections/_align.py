@@ -29,7 +29,7 @@ def align_to_template(z: torch.Tensor, group, template: torch.Tensor) -> torch.T
     Parameters
     ----------
     z : Tensor, shape ``(B, *latent_shape)``
-    group : group object (its ``align``)
+    group : group object (its ``align_to_template``, else its ``align``)
     template : Tensor, shape ``latent_shape`` (one template shared by the batch)
         (The old order ``align_to_template(z, template, group)`` works for one release, with a
         ``DeprecationWarning``.)
@@ -58,7 +58,14 @@ def align_to_template(z: torch.Tensor, group, template: torch.Tensor) -> torch.T
 
 
 def _align_to_template(z, group, template):
-    """:func:`align_to_template` without input checks."""
+    """:func:`align_to_template` without input checks.
+
+    Through the group's ``align_to_template`` (the real DFT for :class:`~invlatent.Cyclic`),
+    else its ``align`` (a group written to the protocol by hand may lack the former).
+    """
+    method = getattr(group, "align_to_template", None)
+    if method is not None:
+        return method(z, template)
     w = template.to(dtype=z.dtype, device=z.device).unsqueeze(0).expand_as(z)
     return group.align(w, z)[0]
 
