@@ -221,6 +221,17 @@ def _max_inner_direct(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (x.reshape(x.shape[0], c * N) @ orb.reshape(N * T, c * N).T).view(x.shape[0], N, T).amax(dim=1)
 
 
+def _check_pair(x: torch.Tensor, y: torch.Tensor, method: str) -> tuple[int, int]:
+    """``(N, c)`` of a pair ``x`` (B, ..., N), ``y`` (T, ..., N) after checking shapes and ``method``."""
+    if x.shape[1:] != y.shape[1:]:
+        raise ValueError(f"x and y must share the trailing shape (..., N), got {tuple(x.shape)} and {tuple(y.shape)}")
+    if method not in ("auto", "fft", "direct"):
+        raise ValueError(f"method must be 'auto', 'fft' or 'direct', got {method!r}")
+    N = x.shape[-1]
+    c = math.prod(x.shape[1:-1])
+    return N, c
+
+
 def cyclic_max_inner(x: torch.Tensor, y: torch.Tensor, *, method: str = "auto",
                      chunk: int | None = None) -> torch.Tensor:
     r"""All-pairs maximal inner product over :math:`C_N`: :math:`M_{ij} = \max_g \langle x_i, g\cdot y_j\rangle`.
@@ -240,12 +251,7 @@ def cyclic_max_inner(x: torch.Tensor, y: torch.Tensor, *, method: str = "auto",
     -------
     Tensor, shape ``(B, T)``
     """
-    if x.shape[1:] != y.shape[1:]:
-        raise ValueError(f"x and y must share the trailing shape (..., N), got {tuple(x.shape)} and {tuple(y.shape)}")
-    if method not in ("auto", "fft", "direct"):
-        raise ValueError(f"method must be 'auto', 'fft' or 'direct', got {method!r}")
-    N = x.shape[-1]
-    c = math.prod(x.shape[1:-1])
+    N, c = _check_pair(x, y, method)
     x3 = x.reshape(x.shape[0], c, N)
     y3 = y.to(dtype=x.dtype, device=x.device).reshape(y.shape[0], c, N)
     if method == "direct" or (method == "auto" and not use_fft(N, c, y3.shape[0])):
@@ -258,7 +264,8 @@ def cyclic_argmax_inner(x: torch.Tensor, y: torch.Tensor, *, method: str = "auto
     r"""Max and argmax over :math:`C_N` of :math:`\langle x_i, g\cdot y_j\rangle`: ``(B, T)`` values and shifts.
 
     As :func:`cyclic_max_inner` (same arguments and paths; ``"auto"`` takes the DFT only from
-    16 templates on, ``_ARGMAX_MIN_TEMPLATES``: below that the direct matmul is faster), but also returns the shift ``g``
+    16 templates on, ``_ARGMAX_MIN_TEMPLATES``: below that the direct matmul is faster), but
+    also returns the shift ``g``
     (a long tensor ``(B, T)`` in ``0..N-1``, ``torch.roll`` by ``g``) attaining the maximum. The
     values are not differentiable (computed under ``no_grad``). Ties may resolve differently on
     the two paths (the direct path picks the smallest ``g``).
@@ -270,12 +277,7 @@ def cyclic_argmax_inner(x: torch.Tensor, y: torch.Tensor, *, method: str = "auto
     >>> cyclic_argmax_inner(x, y, method="fft")[1].tolist()
     [[2, 2]]
     """
-    if x.shape[1:] != y.shape[1:]:
-        raise ValueError(f"x and y must share the trailing shape (..., N), got {tuple(x.shape)} and {tuple(y.shape)}")
-    if method not in ("auto", "fft", "direct"):
-        raise ValueError(f"method must be 'auto', 'fft' or 'direct', got {method!r}")
-    N = x.shape[-1]
-    c = math.prod(x.shape[1:-1])
+    N, c = _check_pair(x, y, method)
     with torch.no_grad():
         x3 = x.detach().reshape(x.shape[0], c, N)
         y3 = y.detach().to(dtype=x.dtype, device=x.device).reshape(y.shape[0], c, N)
