@@ -3,12 +3,13 @@
 
 Usage::
 
-    python tools/screenshots.py PAGE.html OUT_DIR NAME=SECTION_ID[:SKIP] ...
+    python tools/screenshots.py PAGE.html OUT_DIR NAME=SECTION_ID[>SELECTOR[#K]][:SKIP] ...
 
 For each ``NAME=SECTION_ID`` the page is opened at 1280 px width, shifted so that the element
 with that ``id`` (a section: Jupyter Book gives every heading's section an id such as
 ``latent-maps-raw-versus-sorted``) is at the top of the window, optionally further down by
-``SKIP`` pixels, and a 1280 x 1000 screenshot is written to ``OUT_DIR/NAME.png``. Chromium runs with
+``SKIP`` pixels (with ``>SELECTOR#K``: the ``K``-th element inside the section that matches
+the CSS selector, e.g. ``>img#1`` or ``>table``), and a 1280 x 1000 screenshot is written to ``OUT_DIR/NAME.png``. Chromium runs with
 the same offline flags as ``tools/check_browser.py`` (no request leaves the machine). The page
 copy with the scrolling script lies next to the page, so relative links resolve, and is deleted.
 
@@ -35,6 +36,7 @@ SCROLL = r"""
 <script>
 window.addEventListener("load", function () {
   var el = document.getElementById("__ID__");
+  if (el && "__SEL__") { el = el.querySelectorAll("__SEL__")[__NTH__] || null; }
   if (!el) { return; }
   var y = el.getBoundingClientRect().top + window.scrollY + __SKIP__;
   document.body.style.marginTop = (-y) + "px";
@@ -43,12 +45,15 @@ window.addEventListener("load", function () {
 """
 
 
-def shoot(browser: str, page: Path, section: str, skip: int, out: Path, height: int = 1000) -> None:
-    """Write ``out`` (PNG): the window scrolled to ``section`` (+ ``skip`` px) on ``page``."""
+def shoot(browser: str, page: Path, section: str, skip: int, out: Path, height: int = 1000,
+          selector: str = "", nth: int = 0) -> None:
+    """Write ``out`` (PNG): the window shifted to ``section`` (or its ``nth`` element matching the CSS
+    ``selector``), plus ``skip`` px, on ``page``."""
     html = page.read_text(encoding="utf-8")
     if f'id="{section}"' not in html:
         raise SystemExit(f"{page}: no element with id={section!r}")
-    script = SCROLL.replace("__ID__", section).replace("__SKIP__", str(int(skip)))
+    script = (SCROLL.replace("__ID__", section).replace("__SEL__", selector)
+              .replace("__NTH__", str(int(nth))).replace("__SKIP__", str(int(skip))))
     fd, tmp = tempfile.mkstemp(prefix=".screenshot-", suffix=".html", dir=page.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
@@ -76,9 +81,11 @@ def main(argv: list[str]) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     for spec in argv[2:]:
         name, _, target = spec.partition("=")
-        section, _, skip = target.partition(":")
+        target, _, skip = target.partition(":")
+        section, _, sel = target.partition(">")
+        selector, _, nth = sel.partition("#")
         png = out_dir / f"{name}.png"
-        shoot(browser, page, section, int(skip or 0), png)
+        shoot(browser, page, section, int(skip or 0), png, selector=selector, nth=int(nth or 0))
         print(png)
     return 0
 
