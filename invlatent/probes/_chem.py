@@ -150,7 +150,15 @@ def generation_metrics(smiles: Sequence[str | None], reference: Iterable[str] = 
 
 def draw_molecules(smiles: Sequence[str | None], legends: Sequence[str] | None = None, mols_per_row: int = 6,
                    size: int = 160):
-    """A PIL grid image of molecules (invalid entries drawn as empty cells with their legend)."""
+    """A PIL grid image of ``size``-pixel cells, ``mols_per_row`` a row; an invalid entry (``None`` or
+    ``""``) is an outlined empty cell that shows its legend (or "invalid") in its middle.
+
+    Example
+    -------
+    >>> img = draw_molecules(["CCO", None], legends=["ethanol", "invalid"], mols_per_row=2, size=100)
+    >>> img.size
+    (200, 100)
+    """
     from rdkit import Chem
     from rdkit.Chem import Draw
 
@@ -163,6 +171,21 @@ def draw_molecules(smiles: Sequence[str | None], legends: Sequence[str] | None =
         from PIL import Image
 
         img = Image.open(io.BytesIO(getattr(img, "data", img)))
+    if not all(smiles):  # RDKit draws an empty molecule without its legend: label the cell
+        from PIL import ImageDraw, ImageFont
+
+        try:  # the legend's size in RDKit's cells (Pillow >= 10.1 scales its default font)
+            font = ImageFont.load_default(size=max(10, size // 13))
+        except TypeError:
+            font = ImageFont.load_default()
+        pen = ImageDraw.Draw(img)
+        for k, s in enumerate(smiles):
+            if not s:
+                x0, y0 = (k % mols_per_row) * size, (k // mols_per_row) * size
+                pen.rectangle([x0 + 6, y0 + 6, x0 + size - 7, y0 + size - 7], outline=(190, 190, 190))
+                label = legends[k] if legends is not None and legends[k] else "invalid"
+                pen.text((x0 + size // 2, y0 + size // 2), label, fill=(110, 110, 110), anchor="mm",
+                         font=font)
     return img
 
 
