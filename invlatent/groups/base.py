@@ -90,6 +90,17 @@ def check_group(group, name: str = "group", *, finite: bool = False):
     return group
 
 
+def template_alignment(group, z: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
+    """``group.align_to_template(z, template)``, or, for a group written to the protocol by hand
+    without that optional method, :meth:`Group.align` against the template broadcast over the
+    batch (the default the base class implements)."""
+    method = getattr(group, "align_to_template", None)
+    if method is not None:
+        return method(z, template)
+    w = template.to(dtype=z.dtype, device=z.device).unsqueeze(0).expand_as(z)
+    return group.align(w, z)[0]
+
+
 def check_batch_size(B, name: str = "B") -> int:
     """``B`` must be a positive int (the number of elements to draw)."""
     if not isinstance(B, int) or isinstance(B, bool):

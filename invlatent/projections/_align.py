@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .._validation import check_tensor
-from ..groups.base import check_group
+from ..groups.base import check_group, template_alignment
 from ._common import check_batch_latent, check_latent_shape, check_seed, group_first, random_templates
 
 __all__ = ["align_to_template", "AlignToTemplate"]
@@ -58,16 +58,9 @@ def align_to_template(z: torch.Tensor, group, template: torch.Tensor) -> torch.T
 
 
 def _align_to_template(z, group, template):
-    """:func:`align_to_template` without input checks.
-
-    Through the group's ``align_to_template`` (the real DFT for :class:`~invlatent.Cyclic`),
-    else its ``align`` (a group written to the protocol by hand may lack the former).
-    """
-    method = getattr(group, "align_to_template", None)
-    if method is not None:
-        return method(z, template)
-    w = template.to(dtype=z.dtype, device=z.device).unsqueeze(0).expand_as(z)
-    return group.align(w, z)[0]
+    """:func:`align_to_template` without input checks, through the group protocol
+    (:func:`invlatent.groups.base.template_alignment`)."""
+    return template_alignment(group, z, template)
 
 
 class AlignToTemplate(nn.Module):
