@@ -504,9 +504,25 @@ def fit_exponent(sizes, values) -> float:
     return float(np.polyfit(x, y, 1)[0])
 
 
-#: The exponent each algorithm's time should have (cost linear in the number of latents / pairs),
-#: and the k-NN's: its bound pass touches all N^2 pairs (a small constant per pair), so 2.
-SCALING_EXPECTED = {"sort": 1.0, "max_filter": 1.0, "assignment": 1.0, "knn": 2.0}
+#: The exponent each algorithm's time should have (cost linear in the number of latents / pairs);
+#: the pruned k-NN on clustered latents: at most 1.3 (issue 17), checked as ``<=``.
+SCALING_EXPECTED = {"sort": 1.0, "max_filter": 1.0, "assignment": 1.0, "knn": 1.3}
+SCALING_AT_MOST = {"knn"}
+
+
+def clustered_latents(N: int, seed: int = 0, per_cluster: int = 100, noise: float = 0.1):
+    """``(N, 9, 4)`` float64 latents and ``(N, 9)`` masks in clusters, this book's model of an
+    equivariant encoder's codes for families of similar molecules: ``N // per_cluster`` centres
+    (standard normal), each with the padding mask of a random QM9 molecule (:func:`_qm9_masks`),
+    members = centre + ``noise`` x standard normal, each in a random node order."""
+    g = torch.Generator().manual_seed(seed)
+    C = max(1, N // per_cluster)
+    lab = torch.randint(0, C, (N,), generator=g)
+    mask = _qm9_masks(C, seed)[lab]
+    Z = torch.randn(C, 9, 4, generator=g, dtype=torch.float64)[lab]
+    Z = (Z + noise * torch.randn(N, 9, 4, generator=g, dtype=torch.float64)).masked_fill(~mask[..., None], 0)
+    perm = torch.argsort(torch.rand(N, 9, generator=g), dim=1)
+    return Z.gather(1, perm[..., None].expand(-1, -1, 4)), mask.gather(1, perm)
 
 
 def _scaling_op(op: str, size: int, device):
@@ -516,16 +532,15 @@ def _scaling_op(op: str, size: int, device):
         z = torch.randn(size, 9, 1, generator=g).to(device)
         return lambda: sort_projection(z)
     if op == "max_filter":
-        mf = MaxFilter(Cyclic(16), (8, 16), n_templates=256, seed=0).to(device)
+        mf = MaxFilter(Cyclic(16), (8, 16), n_out=256, seed=0).to(device)
         z = torch.randn(size, 8, 16, generator=g).to(device)
         return lambda: mf(z)
     if op == "assignment":  # exact S_9 distances of `size` pairs, c = 4
         z1 = torch.randn(size, 9, 4, generator=g, dtype=torch.float64).to(device)
         z2 = torch.randn(size, 9, 4, generator=g, dtype=torch.float64).to(device)
         return lambda: invlatent.quotient_distance(z1, z2, Permutation())
-    if op == "knn":  # exact 10-NN graph, (N, 9, 4), real QM9 padding masks
-        z = torch.randn(size, 9, 4, generator=g, dtype=torch.float64)
-        mask = _qm9_masks(size)
+    if op == "knn":  # exact 10-NN graph of clustered (N, 9, 4) latents with real QM9 padding masks
+        z, mask = clustered_latents(size)
         return lambda: invlatent.quotient_knn(z, 10, Permutation(), mask=mask)
     raise ValueError(f"unknown op {op!r}")
 
@@ -534,7 +549,7 @@ def bench_scaling(device, quick: bool):
     """Time and peak memory against size on log-log axes; the fitted exponent of time over the
     upper half of the sizes (the lower half shows per-call overhead, not the algorithm)."""
     plan = {"sort": [10**3, 10**4, 10**5, 10**6, 10**7], "max_filter": [10**3, 3 * 10**3, 10**4, 3 * 10**4, 10**5],
-            "assignment": [10**3, 3 * 10**3, 10**4, 3 * 10**4, 10**5], "knn": [500, 1000, 2000, 4000]}
+            "assignment": [10**3, 3 * 10**3, 10**4, 3 * 10**4, 10**5], "knn": [10**3, 3 * 10**3, 10**4, 3 * 10**4, 10**5]}
     if quick:
         plan = {op: sizes[:2] for op, sizes in plan.items()}
         plan["knn"] = [60, 120]
@@ -555,7 +570,8 @@ def bench_scaling(device, quick: bool):
         exp_m = fit_exponent(*zip(*big)) if len(big) >= 2 else None
         out[op] = {"sizes": sizes, "seconds": times, "peak_extra_MB": mem, "time_exponent": exp_t,
                    "memory_exponent": exp_m, "expected_exponent": SCALING_EXPECTED[op],
-                   "exponent_ok": abs(exp_t - SCALING_EXPECTED[op]) <= 0.15}
+                   "exponent_ok": (exp_t <= SCALING_EXPECTED[op] if op in SCALING_AT_MOST
+                                   else abs(exp_t - SCALING_EXPECTED[op]) <= 0.15)}
     return out
 
 
@@ -605,8 +621,7 @@ def _memory_probe(op: str, device: torch.device, size: int) -> dict:
         run = lambda: invlatent.quotient_distance(z1, z2, Permutation())  # noqa: E731
         input_mb = 2 * z1.numel() * 8 / 2**20
     elif op == "knn":
-        z = torch.randn(size, 9, 4, dtype=torch.float64)
-        mask = _qm9_masks(size)
+        z, mask = clustered_latents(size)
         run = lambda: invlatent.quotient_knn(z, 10, Permutation(), mask=mask)  # noqa: E731
         input_mb = z.numel() * 8 / 2**20
     elif op == "complete_invariants":

@@ -8,7 +8,7 @@ import math
 import torch
 
 from .._validation import check_mask, check_positive_int, check_tensor
-from ..quotient._assignment import MAX_EXACT_DP_NODES, _assignment_value, _batched_assignment
+from ..quotient._assignment import MAX_EXACT_DP_NODES, _assignment_value, _batched_assignment, _scipy_assignment
 from .base import Group, check_batch_size, check_generator, pairwise_by_pairs
 
 __all__ = ["Permutation", "LazyPermutations"]
@@ -175,9 +175,11 @@ class Permutation(Group):
         if z1.shape[-1] == 1:
             return (_sorted(z1) - _sorted(z2)).flatten(1).norm(dim=1)
         if z1.shape[-2] <= MAX_EXACT_DP_NODES:
-            # distances need only the optimal cost, not the permutation
             cost = (z1.unsqueeze(2) - z2.unsqueeze(1)).square().sum(-1)  # (B, n, n), exact differences
-            sq = _assignment_value(cost)
+            # on a CPU a compiled solver (lapx's batch call, else scipy) beats the subset dynamic
+            # program (benchmarks/run.py: assignment_solvers); elsewhere the program, which needs only
+            # the optimal cost and runs batched on the device
+            sq = _scipy_assignment(cost)[0] if cost.device.type == "cpu" else _assignment_value(cost)
             return torch.where(sq > 0, sq.clamp_min(torch.finfo(sq.dtype).tiny).sqrt(), torch.zeros_like(sq))
         aligned, _ = self.align(z1, z2)
         return (z1 - aligned).flatten(1).norm(dim=1)

@@ -2,28 +2,40 @@ r"""Exact k nearest neighbours in the quotient, pruned by cheap bounds.
 
 For :math:`S_n` acting on node latents :math:`z\in\mathbb R^{n\times c}` the quotient distance
 :math:`d(z, z')^2 = \min_{\pi\in S_n}\sum_i \lVert z_i - z'_{\pi(i)}\rVert^2` is a linear
-assignment problem. Two lower bounds are cheap:
+assignment problem. Three lower bounds are cheap:
 
 .. math::
 
-    R(z, z') = \sum_i \min_l \lVert z_i - z'_l\rVert^2 \;\le\; d(z, z')^2
-    \quad\text{(each node to its nearest node: a relaxation of the permutation)},
+    \lVert e(z) - e(z')\rVert^2 \;\le\; d(z, z')^2, \qquad
+    R(z, z') = \sum_i \min_l \lVert z_i - z'_l\rVert^2 \;\le\; d(z, z')^2,
 
-taken in both directions for all pairs (``n`` small matmuls per block), and the value of a
-feasible dual of the assignment problem, :math:`\sum_i u_i + \sum_j v_j \le d^2` with
-:math:`u_i = \min_j C_{ij}`, :math:`v_j = \min_i (C_{ij} - u_i)`. (Sorting every channel
-separately is also a lower bound, but on QM9-shaped latents it is about half as tight and let
-half of all pairs through.) For a block of queries:
+where :math:`e(z)` sorts every channel over the nodes separately (the sort embedding: it minimises
+over more permutations, one per channel) and :math:`R` sends each node to its nearest node (a
+relaxation of the permutation), taken in both directions; and the value of a feasible dual of
+the assignment problem, :math:`\sum_i u_i + \sum_j v_j \le d^2` with :math:`u_i = \min_j C_{ij}`,
+:math:`v_j = \min_i (C_{ij} - u_i)`. The sort embedding is a Euclidean embedding, so the triangle
+inequality bounds a whole cluster of it at once:
+:math:`d(z_q, z_j) \ge \lVert e_q - \mu_b\rVert - r_b` for every member ``j`` of a cluster with
+centre :math:`\mu_b` and radius :math:`r_b`. The search:
 
-1. the Chamfer bound :math:`\max(R(z_q, z_j), R(z_j, z_q))` for all ``j``;
-2. solve the assignment exactly for the ``m`` candidates with the smallest bound; the ``k``-th
+0. cluster the sort embeddings (two-level k-means into clusters of about ``leaf`` latents, the
+   widest split again); the queries go in blocks of one cluster;
+1. for a block, the cluster bounds to every cluster (one small matmul);
+2. in the block's cluster and its nearest neighbouring clusters (``m + 1`` latents at least),
+   solve the assignment exactly for each query's ``m`` nearest by the sort bound; the ``k``-th
    smallest of these exact distances, :math:`u_q`, bounds the true ``k``-th distance from above;
-3. every other ``j`` whose Chamfer bound and then dual bound are :math:`\le u_q` (plus a
-   round-off margin) is solved exactly; every ``j`` left out has :math:`d^2 \ge` bound
-   :math:`> u_q`, so it cannot be among the ``k`` nearest (nor tie with the ``k``-th);
-4. the ``k`` nearest among the solved candidates, ties broken by the smaller index.
+3. the targets are the members of every cluster whose bound is :math:`\le u_q` for some query of
+   the block (on clustered data a few clusters, so the cost grows about linearly with ``N``;
+   on structureless data all of them, and the search is all pairs by bounds); the Chamfer bound
+   :math:`\max(R(z_q, z_j), R(z_j, z_q))` for those, and the ``m`` smallest of it solved exactly
+   where not yet solved (lowering :math:`u_q`);
+4. every other target whose cluster bound, Chamfer bound and then dual bound are
+   :math:`\le u_q` (plus a round-off margin) is solved exactly; every ``j`` left out has
+   :math:`d^2 \ge` bound :math:`> u_q`, so it cannot be among the ``k`` nearest (nor tie with the
+   ``k``-th);
+5. the ``k`` nearest among the solved candidates, ties broken by the smaller index.
 
-The result is identical to sorting the brute-force all-pairs matrix (tested). Exact distances
+The clusters only decide how much work is done, never the result. The result is identical to sorting the brute-force all-pairs matrix (tested). Exact distances
 are evaluated in float64 with a fixed summation order (channels, then the query's rows), so a
 pair's value does not depend on which batch it was solved in; the assignment solver is
 :func:`invlatent.quotient._batched_assignment.solve_assignment` (lapx or scipy).
@@ -45,6 +57,9 @@ __all__ = ["quotient_knn"]
 #: Relative round-off margin on squared distances: a candidate is pruned only if its bound
 #: exceeds the k-th upper bound by more than this times (|z_q|^2 + |z_j|^2) (float64 error is ~1e-15).
 _MARGIN = 1e-9
+
+#: Latents per cluster of the sort embedding (step 1 of the search).
+_LEAF = 32
 
 
 def _seq_cost(zq: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
@@ -98,30 +113,128 @@ def _select(vals: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return top, idx
 
 
-def _chamfer_rows(Z32: torch.Tensor, rows: torch.Tensor, tile: int = 256) -> torch.Tensor:
-    r"""``(q, N)`` float32: :math:`R_{qj} = \sum_i \min_l \lVert z_{q,i} - z_{j,l}\rVert^2` (each query node
-    to its nearest node of ``j``), by ``n`` small matmuls per tile of targets and a running minimum."""
-    N, n, c = Z32.shape
-    sq = Z32.square().sum(-1)  # (N, n)
-    nodes = Z32.permute(1, 2, 0).contiguous()  # (n, c, N): node l of every latent
-    sq_nodes = sq.T.contiguous()  # (n, N)
-    q = len(rows)
-    A = Z32[rows].reshape(q * n, c)
-    out = torch.empty(q, N, dtype=Z32.dtype)
-    for s in range(0, N, tile):
-        e = min(N, s + tile)
-        best = torch.addmm(sq_nodes[0, s:e].unsqueeze(0), A, nodes[0, :, s:e], alpha=-2.0)  # |b|^2 - 2<a, b>
-        for l in range(1, n):
-            torch.minimum(best, torch.addmm(sq_nodes[l, s:e].unsqueeze(0), A, nodes[l, :, s:e], alpha=-2.0), out=best)
-        best += sq[rows].reshape(q * n, 1)
-        out[:, s:e] = best.view(q, n, e - s).sum(1)
-    return out
+def _sort_embedding(Z64: torch.Tensor) -> torch.Tensor:
+    r"""``(N, n c)`` float64: every channel sorted over the nodes. :math:`\lVert e(z) - e(z')\rVert \le
+    d(z, z')` (sorting each channel separately minimises over more permutations)."""
+    return Z64.sort(dim=1).values.flatten(1)
+
+
+def _sq_dist(X: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """``(N, K)`` squared distances by :math:`|x|^2 + |c|^2 - 2\langle x, c\rangle` (one matmul)."""
+    return torch.addmm(X.square().sum(1, keepdim=True), X, centres.T, alpha=-2.0).add_(centres.square().sum(1))
+
+
+def _kmeans(E: torch.Tensor, K: int, iters: int = 6, chunk: int = 1 << 14) -> torch.Tensor:
+    """Cluster labels ``(N,)`` of the rows of ``E`` by a few seeded Lloyd steps in float32, in chunks
+    of rows (only the speed of the search depends on them, never its result)."""
+    N = E.shape[0]
+    X = E.float()
+    centres = X[torch.randperm(N, generator=torch.Generator().manual_seed(0))[:K]].clone()
+    labels = torch.empty(N, dtype=torch.long)
+    for _ in range(iters):
+        for s in range(0, N, chunk):
+            labels[s:s + chunk] = _sq_dist(X[s:s + chunk], centres).argmin(1)
+        sums = torch.zeros_like(centres).index_add_(0, labels, X)
+        counts = torch.bincount(labels, minlength=K).to(X.dtype)
+        centres = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centres)
+    return labels
+
+
+def _radii(E: torch.Tensor, labels: torch.Tensor, K: int):
+    """Centres ``(K, d)`` and radii ``(K,)`` (the largest member distance) of the clusters ``labels``."""
+    counts = torch.bincount(labels, minlength=K)
+    centres = torch.zeros(K, E.shape[1], dtype=E.dtype).index_add_(0, labels, E) / counts[:, None]
+    dist = (E - centres[labels]).norm(dim=1)
+    return centres, torch.zeros(K, dtype=E.dtype).scatter_reduce_(0, labels, dist, "amax")
+
+
+def _clusters(E: torch.Tensor, leaf: int, splits: int = 8):
+    """Clusters of the sort embedding: labels ``(N,)``, centres ``(K, n c)`` and radii ``(K,)``
+    (float64, the largest member distance, enlarged by a round-off margin that also covers the
+    matmul form of :func:`_sq_dist`).
+
+    Two levels, so that clustering costs :math:`O(N\sqrt{N/\text{leaf}})` rather than
+    :math:`O(N^2/\text{leaf})`: about :math:`\sqrt{N/\text{leaf}}` clusters, each split into clusters of
+    about ``leaf``; then up to ``splits`` rounds in which every cluster wider than twice the median
+    radius (a few Lloyd steps can leave one straddling two groups, and one wide cluster is a
+    candidate for many queries) is split in two."""
+    N = E.shape[0]
+    top = _kmeans(E, round(math.sqrt(N / leaf))) if N >= 4 * leaf else torch.zeros(N, dtype=torch.long)
+    labels = torch.empty(N, dtype=torch.long)
+    used = 0
+    for t in top.unique():
+        idx = (top == t).nonzero().flatten()
+        K = len(idx) // leaf
+        labels[idx] = used + (_kmeans(E[idx], K) if K > 1 else 0)
+        used += max(K, 1)
+    _, labels = torch.unique(labels, return_inverse=True)  # drop empty clusters
+    K = int(labels.max()) + 1
+    centres, radii = _radii(E, labels, K)
+    for _ in range(splits):
+        wide = ((radii > 1.5 * radii.median()) & (torch.bincount(labels, minlength=K) > 1)).nonzero().flatten()
+        if len(wide) == 0:
+            break
+        for b in wide.tolist():
+            idx = (labels == b).nonzero().flatten()
+            half = _kmeans(E[idx], 2)
+            labels[idx[half == 1]] = K
+            K += 1
+        _, labels = torch.unique(labels, return_inverse=True)
+        K = int(labels.max()) + 1
+        centres, radii = _radii(E, labels, K)
+    scale = E.norm(dim=1).amax() + centres.norm(dim=1).amax()
+    return labels, centres, radii + 1e-6 * scale
+
+
+def _chamfer(Zq32: torch.Tensor, Zt32: torch.Tensor, tile: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Both Chamfer terms, ``(q, t)`` float32 each: :math:`R_{qj} = \sum_i \min_l \lVert z_{q,i} - z_{j,l}\rVert^2`
+    (each query node to its nearest node of target ``j``) and :math:`R_{jq}` (each target node to its
+    nearest query node), from the same ``n`` small matmuls per tile of targets: a running minimum
+    over the target's nodes gives the first, a minimum over the query's nodes the second."""
+    q, n, c = Zq32.shape
+    t = Zt32.shape[0]
+    nodes = Zt32.permute(1, 2, 0).contiguous()  # (n, c, t): node l of every target
+    sq_nodes = Zt32.square().sum(-1).T.contiguous()  # (n, t)
+    A = Zq32.reshape(q * n, c)
+    sq_a = Zq32.square().sum(-1).reshape(q * n, 1)
+    fwd = torch.empty(q, t, dtype=Zq32.dtype)
+    rev = torch.empty(q, t, dtype=Zq32.dtype)
+    for s in range(0, t, tile):
+        e = min(t, s + tile)
+        best = rev_tile = None
+        for l in range(n):
+            D = torch.addmm(sq_nodes[l, s:e].unsqueeze(0), A, nodes[l, :, s:e], alpha=-2.0).add_(sq_a)  # (q n, tile)
+            near = D.view(q, n, e - s).amin(1)  # target node l to its nearest query node
+            if best is None:
+                best, rev_tile = D, near
+            else:
+                torch.minimum(best, D, out=best)
+                rev_tile += near
+        fwd[:, s:e] = best.view(q, n, e - s).sum(1)
+        rev[:, s:e] = rev_tile
+    return fwd, rev
+
+
+def _chamfer_bound(Z32, slack, rows, T):
+    """``(q, t)`` float64 lower bound on :math:`d^2` for queries ``rows`` and targets ``T`` (ascending):
+    the larger Chamfer term of the two directions, less its float32 round-off ``slack[a] + slack[b]``;
+    ``inf`` where ``T[j]`` is the query."""
+    R = torch.maximum(*_chamfer(Z32[rows], Z32[T])).double()
+    R.sub_(slack[rows, None]).sub_(slack[T][None, :])
+    pos = torch.searchsorted(T, rows).clamp_max(len(T) - 1)
+    hit = T[pos] == rows
+    R[hit.nonzero().flatten(), pos[hit]] = math.inf  # never the query itself
+    return R
 
 
 def _dual_bound(zq: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
     r"""Lower bound of the assignment value from a feasible dual: :math:`u_i = \min_j C_{ij}`,
-    :math:`v_j = \min_i (C_{ij} - u_i)` (and the same with rows and columns swapped); float64 ``(P,)``."""
-    C = _seq_cost(zq, zt)
+    :math:`v_j = \min_i (C_{ij} - u_i)` (and the same with rows and columns swapped); float64 ``(P,)``.
+    The costs come from :math:`|a|^2 + |b|^2 - 2\langle a, b\rangle` (one batched matmul, half the
+    time of exact differences); its float64 round-off, ~1e-15 of :math:`|z|^2`, is far inside the
+    pruning margin ``_MARGIN``."""
+    C = torch.baddbmm(zq.square().sum(-1)[:, :, None] + zt.square().sum(-1)[:, None, :], zq, zt.transpose(1, 2),
+                      alpha=-2.0)
     u = C.amin(2, keepdim=True)
     b1 = u.sum((1, 2)) + (C - u).amin(1).sum(1)
     v = C.amin(1, keepdim=True)
@@ -135,51 +248,85 @@ def _chunked(fn, zq_idx, zt_idx, Z64, chunk=1 << 13):
     return torch.cat([fn(Z64[zq_idx[s:s + chunk]], Z64[zt_idx[s:s + chunk]]) for s in range(0, len(zq_idx), chunk)])
 
 
-def knn_permutation(Z: torch.Tensor, k: int, block: int, first: int, solver: str, stats: dict | None):
+def knn_permutation(Z: torch.Tensor, k: int, block: int, first: int, solver: str, stats: dict | None,
+                    leaf: int = _LEAF):
     """Exact k-NN for S_n on ``(N, n, c)`` real latents by the bounds of the module docstring."""
     N, n, c = Z.shape
     Z64 = Z.detach().to(device="cpu", dtype=torch.float64)
     Z32 = Z64.float()
     nrm = Z64.square().sum((1, 2))  # |z|^2
     big = Z64.square().sum(-1).amax(1)  # max_l |z_l|^2
-    # 1. Chamfer bound, both directions: R[i, j] <= d^2 and R[j, i] <= d^2 (float32, all pairs)
-    R = torch.cat([_chamfer_rows(Z32, torch.arange(s, min(N, s + 128))) for s in range(0, N, 128)])
+    # float32 round-off of a Chamfer bound: a few ulps of every |a_i|^2 + |b_l|^2 term it sums
+    slack = 1e-5 * (nrm + n * big)
+    E = _sort_embedding(Z64)
+    labels, centres, radii = _clusters(E, leaf)
+    K = len(radii)
+    sizes = torch.bincount(labels, minlength=K)
+    nrm_max = torch.zeros(K, dtype=torch.float64).scatter_reduce_(0, labels, nrm, "amax")
+    order = torch.argsort(labels, stable=True)  # members of cluster b: order[starts[b]:starts[b] + sizes[b]]
+    starts = sizes.cumsum(0) - sizes
+
+    def members(ids: torch.Tensor) -> torch.Tensor:  # ascending indices of the members of clusters ids
+        lens = sizes[ids]
+        offs = torch.repeat_interleave(starts[ids] - (lens.cumsum(0) - lens), lens)
+        return order[offs + torch.arange(len(offs))].sort().values
+
+    ends = sizes.cumsum(0).tolist()
+    # query blocks: the members of one cluster (at most ``block`` at a time), whose targets agree
+    blocks = [(a, min(a + block, e)) for b, e in zip([0] + ends[:-1], ends) for a in range(b, e, block)]
     m = min(N - 1, first)
     exact = lambda a, b: exact_sq(a, b, solver)  # noqa: E731
-    dists, inds = [], []
-    counts = {"exact_pairs": 0, "dual_pairs": 0}
-    for s in range(0, N, block):
-        rows = torch.arange(s, min(N, s + block))
+    out_d = torch.empty(N, k, dtype=torch.float64)
+    out_i = torch.empty(N, k, dtype=torch.long)
+    counts = {"exact_pairs": 0, "dual_pairs": 0, "bound_pairs": 0, "clusters": K}
+    for s, e in blocks:
+        rows = order[s:e]
         q = len(rows)
-        lb = torch.maximum(R[rows], R[:, rows].T).double()  # (q, N)
-        # float32 round-off of the bound: a few ulps of every |a_i|^2 + |b_l|^2 term it sums
-        slack = 1e-5 * (nrm[rows, None] + nrm[None, :] + n * (big[rows, None] + big[None, :]))
-        lb -= slack
-        lb[torch.arange(q), rows] = math.inf  # never the query itself
-        vals = torch.full((q, N), math.inf, dtype=torch.float64)
-        # 2. exact for the m candidates with the smallest bounds; their k-th value bounds the k-th from above
-        cand = torch.topk(lb, m, dim=1, largest=False).indices
-        qi = rows[:, None].expand(q, m).reshape(-1)
-        e1 = _chunked(exact, qi, cand.reshape(-1), Z64).view(q, m)
-        vals.scatter_(1, cand, e1)
+        # 1. cluster bound: d(z_q, z_j) >= |e_q - e_j| >= |e_q - mu_b| - r_b for every member j of cluster b
+        clb = (_sq_dist(E[rows], centres).clamp_min_(0).sqrt_() - radii).clamp_min_(0)
+        # 2. the block's cluster and the clusters with the nearest centres, m + 1 points in all: for
+        #    each query the m nearest there by the sort bound are solved exactly, and their k-th
+        #    value u_q bounds the k-th distance from above
+        near = _sq_dist(centres[labels[rows[:1]]], centres)[0].argsort()
+        T0 = members(near[:int(torch.searchsorted(sizes[near].cumsum(0), m + 1)) + 1])
+        lb0 = torch.cdist(E[rows], E[T0]).square_()  # the sort bound: cheap, to pick candidates only
+        lb0[T0[None, :] == rows[:, None]] = math.inf
+        cand = T0[torch.topk(lb0, m, dim=1, largest=False).indices]  # (q, m)
+        e1 = _chunked(exact, rows[:, None].expand(q, m).reshape(-1), cand.reshape(-1), Z64).view(q, m)
         ub = e1.kthvalue(k, dim=1).values  # (q,)
-        margin = _MARGIN * (nrm[rows, None] + nrm[None, :])
-        # 3. survivors of the Chamfer bound, then of the dual bound, get the exact assignment
-        r2, c2 = ((lb <= ub[:, None] + margin) & torch.isinf(vals)).nonzero(as_tuple=True)  # lb = inf on self
-        dual = _chunked(_dual_bound, rows[r2], c2, Z64)
+        # 3. targets: members of the clusters whose bound does not exceed u_q for some query
+        alive = clb.square() <= ub[:, None] + _MARGIN * (nrm[rows, None] + nrm_max[None, :])
+        T = torch.cat([members(alive.any(0).nonzero().flatten()), cand.flatten()]).unique()
+        lb = _chamfer_bound(Z32, slack, rows, T)
+        lb[~alive[:, labels[T]]] = math.inf  # provably farther than u_q
+        vals = torch.full((q, len(T)), math.inf, dtype=torch.float64)
+        vals.scatter_(1, torch.searchsorted(T, cand), e1)
+        # the targets' m smallest Chamfer bounds, where not yet solved, can only lower u_q
+        top_m = torch.topk(lb, min(m, len(T)), dim=1, largest=False).indices
+        new = torch.isinf(vals.gather(1, top_m)) & torch.isfinite(lb.gather(1, top_m))
+        r1, c1 = torch.arange(q)[:, None].expand_as(top_m)[new], top_m[new]
+        vals[r1, c1] = _chunked(exact, rows[r1], T[c1], Z64)
+        ub = vals.kthvalue(k, dim=1).values
+        margin = _MARGIN * (nrm[rows, None] + nrm[T][None, :])
+        # 4. survivors of the Chamfer bound, then of the dual bound, get the exact assignment
+        r2, c2 = ((lb <= ub[:, None] + margin) & torch.isinf(vals)).nonzero(as_tuple=True)
+        dual = _chunked(_dual_bound, rows[r2], T[c2], Z64)
         keep = dual <= ub[r2] + margin[r2, c2]
         r3, c3 = r2[keep], c2[keep]
-        vals[r3, c3] = _chunked(exact, rows[r3], c3, Z64)
-        counts["exact_pairs"] += q * m + len(r3)
+        vals[r3, c3] = _chunked(exact, rows[r3], T[c3], Z64)
+        counts["exact_pairs"] += q * m + len(r1) + len(r3)
         counts["dual_pairs"] += len(r2)
-        # 4. the k nearest among the solved candidates (every other j is provably farther)
+        counts["bound_pairs"] += q * len(T)
+        # 5. the k nearest among the solved candidates (every other j is provably farther); T is
+        #    ascending, so ties by position are ties by index
         top, idx = _select(vals, k)
-        dists.append(top.clamp_min(0.0).sqrt())
-        inds.append(idx)
+        out_d[rows] = top.clamp_min(0.0).sqrt()
+        out_i[rows] = T[idx]
     if stats is not None:
         stats.update(counts)
         stats["all_pairs"] = N * (N - 1)
-    return torch.cat(dists), torch.cat(inds)
+    return out_d, out_i
+
 
 
 def quotient_knn(Z: torch.Tensor, k: int, group, mask: torch.Tensor | None = None, *,
@@ -194,9 +341,11 @@ def quotient_knn(Z: torch.Tensor, k: int, group, mask: torch.Tensor | None = Non
 
     ties broken by the smaller index: the same lists as sorting the rows of
     :func:`~invlatent.pairwise_quotient_distance`. For :class:`~invlatent.groups.Permutation`
-    the exact assignment is solved only for candidates whose per-channel-sort lower bound is
-    below the current ``k``-th exact distance (module ``invlatent.quotient._knn``); other groups use
-    :func:`~invlatent.pairwise_quotient_distance` one block of rows at a time.
+    the exact assignment is solved only for candidates whose lower bounds (clusters of the
+    per-channel sort embedding, Chamfer, assignment dual) do not exceed the current ``k``-th exact
+    distance (module ``invlatent.quotient._knn``): on clustered latents the cost grows about
+    linearly with ``N``. Other groups use :func:`~invlatent.pairwise_quotient_distance` one block
+    of rows at a time.
 
     Parameters
     ----------
@@ -207,13 +356,16 @@ def quotient_knn(Z: torch.Tensor, k: int, group, mask: torch.Tensor | None = Non
         Real nodes (:class:`~invlatent.groups.Permutation` only); padded rows count as zero nodes,
         as in :class:`~invlatent.projections.MaxFilter`.
     block_size : int
-        Queries per block (memory ``O(block_size * N)``).
+        Most queries per block (:class:`~invlatent.groups.Permutation`: a block is one cluster of
+        about 32 latents, split at ``block_size``; memory ``O(block_size * N)``).
     first_candidates : int, optional
         Candidates solved before the bound is applied (default ``max(2k, k + 8)``).
     solver : ``"auto"``, ``"lapx"`` or ``"scipy"``
         Assignment solver (:func:`invlatent.quotient._batched_assignment.solve_assignment`).
     stats : dict, optional
-        Filled with ``exact_pairs`` (assignments solved) and ``all_pairs``.
+        Filled with ``exact_pairs`` (assignments solved), ``all_pairs``, and for
+        :class:`~invlatent.groups.Permutation` ``bound_pairs`` (pairs given a Chamfer bound),
+        ``dual_pairs`` and ``clusters``.
 
     Returns
     -------

@@ -67,6 +67,46 @@ def test_knn_equals_brute_force(data, block, first):
     assert torch.allclose(D.gather(1, idx), d.double(), atol=1e-9)
 
 
+@settings(max_examples=60, deadline=None)
+@given(data=latents(), leaf=st.integers(1, 6), block=st.integers(1, 9))
+def test_cluster_pruning_equals_brute_force(data, leaf, block):
+    """Small clusters (``leaf``) so that the cluster bound prunes at these sizes."""
+    from invlatent.quotient._knn import knn_permutation
+
+    Z, mask, k = data
+    Zm = (Z if mask is None else Z.masked_fill(~mask[..., None], 0)).double()
+    d, idx = knn_permutation(Zm, k, block, k + 2 if k + 2 < len(Z) else k, "scipy", None, leaf=leaf)
+    ref_d, ref_i = _brute_force(Zm.numpy(), k)
+    assert (idx.numpy() == ref_i).all()
+    assert np.allclose(d.numpy(), ref_d, rtol=1e-12, atol=1e-12)
+
+
+def test_cluster_pruning_prunes_and_is_exact_on_clustered_latents():
+    """300 latents in 6 tight clusters, random node orders and per-cluster masks: identical lists
+    to sorting the brute-force matrix, and most pairs never get a bound computed."""
+    from invlatent.quotient._knn import exact_sq
+
+    g = torch.Generator().manual_seed(5)
+    N, n, c, C = 300, 9, 4, 6
+    lab = torch.randint(0, C, (N,), generator=g)
+    counts = torch.randint(3, n + 1, (C,), generator=g)[lab]
+    Z = torch.randn(C, n, c, generator=g, dtype=torch.float64)[lab] + 0.05 * torch.randn(N, n, c, generator=g,
+                                                                                          dtype=torch.float64)
+    mask = torch.arange(n)[None] < counts[:, None]
+    perm = torch.argsort(torch.rand(N, n, generator=g), 1)
+    Z, mask = Z.gather(1, perm[..., None].expand(-1, -1, c)), mask.gather(1, perm)
+    stats = {}
+    d, idx = quotient_knn(Z, 5, Permutation(), mask=mask, stats=stats)
+    Zm = Z.masked_fill(~mask[..., None], 0)
+    iu = torch.triu_indices(N, N, 1)
+    D = torch.full((N, N), float("inf"), dtype=torch.float64)
+    D[iu[0], iu[1]] = exact_sq(Zm[iu[0]], Zm[iu[1]], solver="scipy")
+    D[iu[1], iu[0]] = exact_sq(Zm[iu[1]], Zm[iu[0]], solver="scipy")  # query rows first, as in quotient_knn
+    ref_d, ref_i = D.sort(dim=1, stable=True)
+    assert torch.equal(idx, ref_i[:, :5]) and torch.allclose(d, ref_d[:, :5].sqrt(), rtol=1e-12, atol=0)
+    assert stats["clusters"] > 1 and stats["bound_pairs"] < 0.5 * stats["all_pairs"], stats
+
+
 def test_knn_lapx_solver_matches_scipy():
     if not have_lapx():
         pytest.skip("optional dependency lapx not installed")
