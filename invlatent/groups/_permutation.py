@@ -175,11 +175,17 @@ class Permutation(Group):
         if z1.shape[-1] == 1:
             return (_sorted(z1) - _sorted(z2)).flatten(1).norm(dim=1)
         if z1.shape[-2] <= MAX_EXACT_DP_NODES:
-            cost = (z1.unsqueeze(2) - z2.unsqueeze(1)).square().sum(-1)  # (B, n, n), exact differences
-            # on a CPU a compiled solver (lapx's batch call, else scipy) beats the subset dynamic
-            # program (benchmarks/run.py: assignment_solvers); elsewhere the program, which needs only
-            # the optimal cost and runs batched on the device
-            sq = _scipy_assignment(cost)[0] if cost.device.type == "cpu" else _assignment_value(cost)
+            def value(a, b):
+                cost = (a.unsqueeze(2) - b.unsqueeze(1)).square().sum(-1)  # (b, n, n), exact differences
+                # on a CPU a compiled solver (lapx's batch call, else scipy) beats the subset dynamic
+                # program (benchmarks/run.py: assignment_solvers); elsewhere the program, which needs
+                # only the optimal cost and runs batched on the device
+                return _scipy_assignment(cost)[0] if cost.device.type == "cpu" else _assignment_value(cost)
+
+            # CPU: chunks of pairs keep the (b, n, n, c) differences in cache, so time grows linearly
+            step = 4096 if z1.device.type == "cpu" else max(1, z1.shape[0])
+            sq = torch.cat([value(z1[s:s + step], z2[s:s + step]) for s in range(0, z1.shape[0], step)]) \
+                if z1.shape[0] > step else value(z1, z2)
             return torch.where(sq > 0, sq.clamp_min(torch.finfo(sq.dtype).tiny).sqrt(), torch.zeros_like(sq))
         aligned, _ = self.align(z1, z2)
         return (z1 - aligned).flatten(1).norm(dim=1)
