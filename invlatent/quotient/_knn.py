@@ -35,9 +35,10 @@ centre :math:`\mu_b` and radius :math:`r_b`. The search:
    ``k``-th);
 5. the ``k`` nearest among the solved candidates, ties broken by the smaller index.
 
-The clusters only decide how much work is done, never the result. The result is identical to sorting the brute-force all-pairs matrix (tested). Exact distances
-are evaluated in float64 with a fixed summation order (channels, then the query's rows), so a
-pair's value does not depend on which batch it was solved in; the assignment solver is
+The clusters only decide how much work is done, never the result. The result is identical to sorting
+the brute-force all-pairs matrix (tested). Exact distances are evaluated in float64 with a fixed
+summation order (channels, then the query's rows), so a pair's value does not depend on which batch
+it was solved in; the assignment solver is
 :func:`invlatent.quotient._batched_assignment.solve_assignment` (lapx or scipy).
 """
 
@@ -326,7 +327,6 @@ def knn_permutation(Z: torch.Tensor, k: int, block: int, first: int, solver: str
         stats.update(counts)
         stats["all_pairs"] = N * (N - 1)
     return out_d, out_i
-
 
 
 def quotient_knn(Z: torch.Tensor, k: int, group, mask: torch.Tensor | None = None, *,
