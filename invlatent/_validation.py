@@ -71,6 +71,10 @@ def check_tensor(
     when ``ndim`` is not given (so ``shape=(None, 3)`` means "last axis 3").
     ``expected`` is a human description such as ``"(B, n, c)"`` used in messages.
     """
+    if torch.compiler.is_compiling():
+        # inside a torch.compile'd region (e.g. a compiled training step): the inputs were
+        # validated at the eager boundary, and data-dependent checks would break the graph
+        return x
     desc = f" {expected}" if expected else ""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor{desc}, got {type(x).__name__}")
