@@ -8,7 +8,7 @@ median over repeats of molecules per second. The reference in the same process i
 ``maron`` decoder at the same batch and threads (``ratio`` = this decoder's throughput over
 the reference's). With ``--compile`` each decoder is also timed with its loss compiled by
 ``torch.compile`` (``ratio_compiled`` = compiled over eager throughput, same process). Results go
-to ``benchmarks/results/graph_vae_<device>.json``.
+to ``benchmarks/results/training/graph_vae_<device>.json``.
 
 A **FLOP ceiling** puts the numbers in scale: ``FlopCounterMode`` counts the matmul FLOPs of one
 step (forward and backward) per molecule, and a large square float32 matmul measured in the same
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -127,9 +128,10 @@ def main() -> None:
                                     ratio_compiled=round(fast / rate, 3))
                 print(json.dumps(rows[-1]), flush=True)
     name = "cpu" if device.type == "cpu" else "cuda"
-    out = Path(__file__).resolve().parent / "results" / f"graph_vae_{name}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"machine": platform.processor() or platform.machine(),
+    out = Path(__file__).resolve().parent / "results" / "training" / f"graph_vae_{name}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"date": time.strftime("%Y-%m-%d %H:%M"), "cpu_count": os.cpu_count(),
+                               "machine": platform.processor() or platform.machine(),
                                "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
                                "torch": torch.__version__, "rows": rows}, indent=1))
     print("wrote", out)
