@@ -112,10 +112,11 @@ def _graph_vae(args: argparse.Namespace) -> dict:
     run = {"command": "python -m invlatent.train " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
            "hardware": _hardware(device), "commit": _git_commit(), "n_train": len(train_idx),
            "n_eval": len(val_idx), "batch_size": args.batch_size, "lr": args.lr, "beta": args.beta,
+           "mmd": args.mmd,
            "schedule": args.schedule, "planned_epochs": args.epochs}
     meta = train_graph_vae(
         model, train, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, beta=args.beta,
-        warmup_epochs=args.warmup_epochs, schedule=args.schedule, seed=args.seed,
+        warmup_epochs=args.warmup_epochs, schedule=args.schedule, seed=args.seed, mmd=args.mmd,
         checkpoint=args.checkpoint, resume=True, time_limit=args.time_limit, device=device,
         eval_fn=lambda m: graph_vae_scores(m, val, n_prior=args.n_prior), eval_every=args.eval_every,
         extra_metadata=run)
@@ -169,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> dict:
     g.add_argument("--batch-size", type=int, default=256)
     g.add_argument("--lr", type=float, default=2e-3)
     g.add_argument("--beta", type=float, default=0.02)
+    g.add_argument("--mmd", type=float, default=0.0,
+                   help="weight of the orbit MMD between codes and prior draws (0: plain ELBO)")
     g.add_argument("--warmup-epochs", type=float, default=5.0)
     g.add_argument("--schedule", default="cosine", choices=("constant", "cosine"))
     g.add_argument("--seed", type=int, default=0)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 
-NUMBERS = ("beta", "lr", "latent_channels", "hidden", "depth", "decoder_depth", "batch_size",
+NUMBERS = ("beta", "mmd", "lr", "latent_channels", "hidden", "depth", "decoder_depth", "batch_size",
            "n_train", "n_eval", "planned_epochs")
 
 

@@ -55,6 +55,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._validation import check_positive_int, check_tensor, describe
+from ._prior_matching import sorted_mmd
 from ._sort_decoder import SortDecoder
 from .maron import EdgeToEdge, EdgeToNode, MaskedInstanceNorm, NodeToEdge, NodeToNode
 
@@ -245,14 +246,22 @@ class GraphVAE(nn.Module):
         return self._decode(z), mu, logvar, z
 
     def loss(self, x, adj, mask, *, beta: float = 1.0, sample: bool = True,
-             generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+             generator: torch.Generator | None = None, mmd: float = 0.0) -> dict[str, torch.Tensor]:
         """Negative ELBO terms, each averaged over the batch (sums over nodes / pairs).
 
         Returns ``{"loss", "exist", "atom", "bond", "kl"}``; ``loss = exist + atom + bond +
         beta * kl``. Targets at padding slots never enter (atom and bond terms are masked).
+        With ``mmd > 0`` the loss also holds ``mmd * MMD²`` between the batch's codes and as
+        many prior draws, compared as orbits (:func:`invlatent.models._prior_matching.sorted_mmd`),
+        and the terms gain ``"mmd"``; the prior draws use ``generator`` after the posterior noise.
         """
-        logits, mu, logvar, _ = self.forward(x, adj, mask, sample=sample, generator=generator)
-        return elbo_terms(logits, mu, logvar, x, adj, mask, beta)
+        logits, mu, logvar, z = self.forward(x, adj, mask, sample=sample, generator=generator)
+        terms = elbo_terms(logits, mu, logvar, x, adj, mask, beta)
+        if mmd > 0:
+            prior = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+            terms["mmd"] = sorted_mmd(z, prior)
+            terms["loss"] = terms["loss"] + mmd * terms["mmd"]
+        return terms
 
     @torch.no_grad()
     def reconstruct(self, x, adj, mask, *, connected: bool = False):
@@ -428,6 +437,7 @@ def train_graph_vae(
     beta: float = 0.1,
     warmup_epochs: float = 2.0,
     schedule: str = "constant",
+    mmd: float = 0.0,
     seed: int = 0,
     checkpoint: str | Path | None = None,
     resume: bool = True,
@@ -453,6 +463,9 @@ def train_graph_vae(
     schedule : {"constant", "cosine"}
         Learning rate: constant, or cosine decay per step from ``lr`` to ``lr / 100`` at the
         end of ``epochs`` (computed from the step number, so a resumed run is unchanged).
+    mmd : float
+        Weight of the orbit MMD between the codes and the prior (see :meth:`GraphVAE.loss`);
+        0 (default) leaves the plain ELBO and its random stream unchanged.
     seed : int
         Seeds the shuffling and the reparameterisation noise (same seed, same run on CPU): epoch
         :math:`e` draws both from one generator seeded with ``seed * 100003 + e``, so a resumed
@@ -488,6 +501,8 @@ def train_graph_vae(
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"schedule must be 'constant' or 'cosine', got {describe(schedule)}")
     check_positive_int(batch_size, "batch_size")
+    if isinstance(mmd, bool) or not isinstance(mmd, (int, float)) or not math.isfinite(mmd) or mmd < 0:
+        raise ValueError(f"mmd must be a finite number >= 0, got {describe(mmd)}")
     x, adj, mask = data["x"], data["adj"], data["mask"]
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
@@ -505,7 +520,7 @@ def train_graph_vae(
     def step(batch, k: int):
         idx, noise = batch
         return model.loss(x[idx].to(device), adj[idx].to(device), mask[idx].to(device),
-                          beta=beta * min(1.0, k / warm_steps), generator=noise)
+                          beta=beta * min(1.0, k / warm_steps), generator=noise, mmd=mmd)
 
     def on_resume(meta: dict[str, str]) -> None:
         evals[:] = json.loads(meta.get("evals", "[]"))
