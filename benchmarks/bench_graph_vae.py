@@ -49,7 +49,8 @@ def throughput(decoder: str, batch: int, seconds: float, device: torch.device, r
     def loss(x, adj, mask):
         return model.loss(x, adj, mask, beta=0.02)["loss"]
 
-    loss = torch.compile(loss) if compile else loss
+    # one compiled graph per batch size (dynamic shapes trip over the sampling noise)
+    loss = torch.compile(loss, dynamic=False) if compile else loss
 
     def step():
         out = {"loss": loss(x, adj, mask)}
