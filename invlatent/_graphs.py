@@ -62,3 +62,12 @@ def radius_graph_dense(pos: torch.Tensor, mask: torch.Tensor, r_max: float, *, l
     b, i, j = adj.nonzero(as_tuple=True)  # i: target, j: source
     edge_index = torch.stack([flat_id[b, j], flat_id[b, i]])
     return pos[mask], edge_index
+
+
+def union_find_root(parent: list[int], v: int) -> int:
+    """Root of node ``v`` in the union-find forest ``parent`` (``parent[r] == r`` at a root),
+    halving the path on the way (Kruskal's rule in the molecule decoders)."""
+    while parent[v] != v:
+        parent[v] = parent[parent[v]]
+        v = parent[v]
+    return v

@@ -54,6 +54,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .._graphs import union_find_root
 from .._validation import check_positive_int, check_tensor, describe
 from ._prior_matching import sorted_mmd
 from ._sort_decoder import SortDecoder
@@ -387,15 +388,9 @@ def _connected_bonds(bond_logits: torch.Tensor, mask: torch.Tensor) -> torch.Ten
         g = gain[b, I, J]
         parent = list(range(n))
 
-        def root(v):
-            while parent[v] != v:
-                parent[v] = parent[parent[v]]
-                v = parent[v]
-            return v
-
         for k in np.argsort(-g, kind="stable"):
             i, j = I[k], J[k]
-            ri, rj = root(i), root(j)
+            ri, rj = union_find_root(parent, i), union_find_root(parent, j)
             if ri != rj:
                 parent[ri] = rj
             elif g[k] <= 0:

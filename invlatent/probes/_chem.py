@@ -33,7 +33,7 @@ from typing import Iterable, Mapping, Sequence
 
 import torch
 
-from .._graphs import ATOM_TYPES
+from .._graphs import ATOM_TYPES, union_find_root
 
 __all__ = [
     "VALENCE",
@@ -264,16 +264,9 @@ def valence_decode(logits, *, connect: bool = True):
         bond = bonds[b]
         if connect:
             parent = list(range(n))
-
-            def root(v):
-                while parent[v] != v:
-                    parent[v] = parent[parent[v]]
-                    v = parent[v]
-                return v
-
             for k in np.argsort(-(1.0 - p[:, 0]), kind="stable"):
                 i, j = I[k], J[k]
-                ri, rj = root(i), root(j)
+                ri, rj = union_find_root(parent, i), union_find_root(parent, j)
                 if ri != rj and cap[i] >= 1 and cap[j] >= 1:
                     parent[ri] = rj
                     bond[i, j] = bond[j, i] = 1
