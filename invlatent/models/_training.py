@@ -245,7 +245,7 @@ def fit(
         if checkpoint is not None:
             save_checkpoint(checkpoint, model, optimizer=opt, metadata={
                 "epoch": done, "history": ",".join(f"{h:.5f}" for h in history), **(extra or {}),
-                "total_seconds": round(clock(), 1), **(metadata or {})})
+                "total_seconds": round(clock(), 2), **(metadata or {})})
         if stopped:
             warnings.warn(f"{desc}: time_limit={time_limit} s reached, stopped after {done} of {epochs} epochs",
                           UserWarning, stacklevel=2)
@@ -256,7 +256,7 @@ def fit(
         "epochs": done,
         "steps": done * (plan[0] if plan else 0),
         "seconds": round(seconds, 2),
-        "total_seconds": round(seconds_before + seconds, 1),
+        "total_seconds": round(seconds_before + seconds, 2),
         "seed": seed,
         "schedule": schedule,
         "lr": lr,
