@@ -60,6 +60,7 @@ def test_loss_with_mmd_adds_the_term_and_mmd_zero_changes_nothing():
     mask = torch.ones(6, 9, dtype=torch.bool)
     plain = vae.loss(x, adj, mask, beta=0.1, generator=torch.Generator().manual_seed(1))
     zero = vae.loss(x, adj, mask, beta=0.1, generator=torch.Generator().manual_seed(1), mmd=0.0)
+    # exact: mmd=0 runs the very same operations, in the same order, in this process
     assert "mmd" not in zero and torch.equal(plain["loss"], zero["loss"])
     out = vae.loss(x, adj, mask, beta=0.1, generator=torch.Generator().manual_seed(1), mmd=10.0)
     # same posterior noise (drawn first), plus the weighted term
