@@ -164,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
     sub = p.add_subparsers(dest="model", required=True)
     g = sub.add_parser("graph-vae", help="the permutation-equivariant QM9 graph VAE")
     g.add_argument("--channels", type=int, default=1, help="latent channels per node (c)")
-    g.add_argument("--decoder", default="sort-transformer", choices=("maron", "sort-mlp", "sort-transformer"))
+    g.add_argument("--decoder", default="sort-transformer", choices=("maron", "sort-mlp", "sort-transformer", "sort-autoregressive"))
     g.add_argument("--hidden", type=int, default=64)
     g.add_argument("--depth", type=int, default=2)
     g.add_argument("--decoder-depth", type=int, default=3)

@@ -57,6 +57,7 @@ from torch import nn
 from .._graphs import union_find_root
 from .._validation import check_positive_int, check_tensor, describe
 from ._prior_matching import sorted_mmd
+from ._autoregressive_decoder import AutoregressiveSortDecoder
 from ._sort_decoder import SortDecoder
 from .maron import EdgeToEdge, EdgeToNode, MaskedInstanceNorm, NodeToEdge, NodeToNode
 
@@ -65,7 +66,7 @@ __all__ = ["GraphVAE", "train_graph_vae", "decode_graphs", "graph_accuracy", "pe
 N_ATOM = 4
 N_BOND = 3
 #: Decoder choices of :class:`GraphVAE`.
-DECODERS = ("maron", "sort-mlp", "sort-transformer")
+DECODERS = ("maron", "sort-mlp", "sort-transformer", "sort-autoregressive")
 
 
 class _NodeBlock(nn.Module):
@@ -107,12 +108,16 @@ class GraphVAE(nn.Module):
         Number of 2→2 blocks that refine the decoder's pair features.
     n_atom_types, n_bond_types : int
         Node and (non-null) edge classes; QM9: 4 (C, N, O, F) and 3 (single, double, triple).
-    decoder : {"maron", "sort-mlp", "sort-transformer"}
+    decoder : {"maron", "sort-mlp", "sort-transformer", "sort-autoregressive"}
         ``"maron"``: the Maron-layer decoder described in the module docstring (the paper's
-        lineage). ``"sort-*"``: a sort-canonicalised decoder
+        lineage). ``"sort-mlp"``, ``"sort-transformer"``: a sort-canonicalised decoder
         (:class:`invlatent.models._sort_decoder.SortDecoder`): decode the node codes sorted by
         their first channel with an unconstrained network, then permute the outputs back;
         equivariant because sorting is. Its trunk has ``decoder_depth`` layers.
+        ``"sort-autoregressive"``: one node, then its bonds, at a time in the order of the
+        sorted codes (:class:`invlatent.models._autoregressive_decoder.AutoregressiveSortDecoder`;
+        teacher-forced in :meth:`loss`, greedy in :meth:`decode`, :meth:`reconstruct` and
+        :meth:`sample`); ``decoder_depth`` layers in each of its two transformers.
     n_nodes : int
         Number of node slots; the sort decoders have parameters per rank, so their input
         must have exactly this many slots (QM9: 9).
@@ -147,6 +152,10 @@ class GraphVAE(nn.Module):
         self.head = NodeToNode(H, 2 * c)
         # decoder
         self.sort_decoder = None
+        if decoder == "sort-autoregressive":
+            self.sort_decoder = AutoregressiveSortDecoder(n_nodes, c, H, decoder_depth, n_atom_types,
+                                                          n_bond_types)
+            return
         if decoder != "maron":
             self.sort_decoder = SortDecoder(n_nodes, c, H, decoder_depth, decoder[len("sort-"):],
                                             n_atom_types, n_bond_types, width=decoder_width)
@@ -217,8 +226,11 @@ class GraphVAE(nn.Module):
                              f"(its parameters are per rank); got {tuple(x.shape)}")
         return mu, logvar
 
-    def _decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
-        """:meth:`decode` without input checks (for codes the model made itself)."""
+    def _decode(self, z: torch.Tensor, targets=None) -> dict[str, torch.Tensor]:
+        """:meth:`decode` without input checks (for codes the model made itself); the
+        autoregressive decoder is teacher-forced on ``targets = (x, adj, mask)`` when given."""
+        if isinstance(self.sort_decoder, AutoregressiveSortDecoder) and targets is not None:
+            return self.sort_decoder(z, *targets)
         if self.sort_decoder is not None:
             return self.sort_decoder(z)
         h = z
@@ -244,7 +256,7 @@ class GraphVAE(nn.Module):
             z = mu + torch.exp(0.5 * logvar) * eps
         else:
             z = mu
-        return self._decode(z), mu, logvar, z
+        return self._decode(z, (x, adj, mask)), mu, logvar, z
 
     def loss(self, x, adj, mask, *, beta: float = 1.0, sample: bool = True,
              generator: torch.Generator | None = None, mmd: float = 0.0) -> dict[str, torch.Tensor]:

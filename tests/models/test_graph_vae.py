@@ -95,7 +95,7 @@ def test_edge_to_edge_matches_dense_basis():
 
 @pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
 @pytest.mark.parametrize("c", [1, 3])
-@pytest.mark.parametrize("decoder", ["maron", "sort-mlp", "sort-transformer"])
+@pytest.mark.parametrize("decoder", ["maron", "sort-mlp", "sort-transformer", "sort-autoregressive"])
 def test_vae_encoder_decoder_equivariant(dtype, tol, c, decoder):
     # tol: float32/float64 rounding of a few hundred-term sums (the sort decoders permute the
     # same per-rank computation, so for them the error is zero unless a tie reorders ranks)
