@@ -35,7 +35,7 @@ from invlatent.data.qm9 import load_qm9
 from invlatent.models.graph_vae import GraphVAE
 
 DECODERS = {"maron": dict(decoder_depth=2), "sort-transformer": dict(decoder_depth=3),
-            "sort-mlp": dict(decoder_depth=3)}
+            "sort-mlp": dict(decoder_depth=3), "sort-autoregressive": dict(decoder_depth=3)}
 
 
 def throughput(decoder: str, batch: int, seconds: float, device: torch.device, repeats: int = 3,
