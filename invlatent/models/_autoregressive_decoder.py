@@ -93,6 +93,19 @@ class AutoregressiveSortDecoder(nn.Module):
         Feature width :math:`H`.
     depth : int
         Layers of the context transformer and of the causal transformer (each).
+
+    Example
+    -------
+    >>> import torch
+    >>> dec = AutoregressiveSortDecoder(9, 1, 16, 1, n_atom_types=4, n_bond_types=3)
+    >>> z = torch.randn(2, 9, 1)
+    >>> greedy = dec(z)                                   # decode
+    >>> greedy["atom"].shape, greedy["bond"].shape
+    (torch.Size([2, 9, 4]), torch.Size([2, 9, 9, 4]))
+    >>> x = torch.eye(4)[torch.randint(0, 4, (2, 9))]     # teacher forcing on a graph
+    >>> adj, mask = torch.zeros(2, 9, 9, 3), torch.ones(2, 9, dtype=torch.bool)
+    >>> dec(z, x, adj, mask)["exist"].shape
+    torch.Size([2, 9])
     """
 
     def __init__(self, n: int, latent_channels: int, hidden: int, depth: int, n_atom_types: int,

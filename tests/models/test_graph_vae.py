@@ -254,14 +254,15 @@ def test_evaluation_is_logged_and_resumed(tmp_path):
     assert float(meta["total_seconds"]) >= float(meta["seconds"])
 
 
-def test_cli_trains_resumes_and_exports_model_only(tmp_path, monkeypatch):
+@pytest.mark.parametrize("decoder", ["sort-mlp", "sort-autoregressive"])
+def test_cli_trains_resumes_and_exports_model_only(tmp_path, monkeypatch, decoder):
     from safetensors import safe_open
 
     from invlatent.io import load_checkpoint
     from invlatent.train import main
 
     ck, out = tmp_path / "run.safetensors", tmp_path / "w.safetensors"
-    args = ["graph-vae", "--decoder", "sort-mlp", "--hidden", "8", "--depth", "1", "--decoder-width", "16",
+    args = ["graph-vae", "--decoder", decoder, "--hidden", "8", "--depth", "1", "--decoder-width", "16",
             "--limit", "40", "--eval-limit", "20", "--n-prior", "8", "--batch-size", "16",
             "--eval-every", "1", "--checkpoint", str(ck), "--threads", "1"]
     main(args + ["--epochs", "1"])
@@ -272,4 +273,4 @@ def test_cli_trains_resumes_and_exports_model_only(tmp_path, monkeypatch):
         keys, m = list(f.keys()), f.metadata()
     assert keys and all(k.startswith("model.") for k in keys)   # no optimizer state
     assert "__optimizer__" not in m and m["epoch"] == "2" and m["n_train"] == "40"
-    load_checkpoint(out, GraphVAE(hidden=8, depth=1, decoder_depth=3, decoder="sort-mlp", decoder_width=16))
+    load_checkpoint(out, GraphVAE(hidden=8, depth=1, decoder_depth=3, decoder=decoder, decoder_width=16))
