@@ -209,7 +209,9 @@ class GraphVAE(nn.Module):
 
     def decode(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """Logits from node codes ``z`` (B, n, c): ``exist`` (B, n), ``atom`` (B, n, 4),
-        ``bond`` (B, n, n, 4) (class 0 = no bond; symmetric)."""
+        ``bond`` (B, n, n, 4) (class 0 = no bond; symmetric). The autoregressive decoder
+        decodes greedily here (no gradients): each factor's logits given the greedy choices
+        before it, so their argmax is the greedy graph."""
         if self.sort_decoder is not None:
             n = self.sort_decoder.n
             check_tensor(z, "z", ndim=3, shape=(None, n, self.latent_channels), expected=f"(B, {n}, c)")
