@@ -12,12 +12,7 @@ from invlatent.models._autoregressive_decoder import AutoregressiveSortDecoder
 from invlatent.models.graph_vae import GraphVAE, decode_graphs, elbo_terms
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/models/conftest.py
 
 
 def _decoder(n, seed=0, A=2, E=2):

@@ -12,13 +12,7 @@ from invlatent.models.graph_vae import GraphVAE, graph_accuracy, train_graph_vae
 from invlatent.models.maron import EdgeToEdge, EdgeToNode, MaskedInstanceNorm, NodeToEdge, NodeToNode
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # 9-node graphs: extra threads only add overhead on a busy 2-core machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/models/conftest.py
 
 
 def _random_graphs(B=6, n=9, seed=0, dtype=torch.float32):
