@@ -126,7 +126,7 @@ def _graph_vae(args: argparse.Namespace) -> dict:
         extra_metadata=run)
     if args.export:
         save_checkpoint(args.export, model, metadata={**run, **{k: v for k, v in meta.items()}})
-        load_checkpoint(args.export, GraphVAE(**model.config))  # round-trip check
+        load_checkpoint(args.export, GraphVAE.from_config(model.config))  # round-trip check
     evals = json.loads(meta["evals"])
     print(json.dumps({"epochs": meta["epochs"], "total_seconds": meta["total_seconds"],
                       "last_eval": evals[-1] if evals else None}))
@@ -147,25 +147,22 @@ def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike) -> dic
     with safe_open(str(checkpoint), "pt") as f:
         meta = dict(f.metadata() or {})
     meta.pop("__optimizer__", None)
-    ints = ("latent_channels", "hidden", "depth", "decoder_depth", "n_atom_types", "n_bond_types",
-            "n_nodes", "decoder_width")
-    config = {k: int(meta[k]) for k in ints if k in meta}
-    if "decoder" in meta:
-        config["decoder"] = meta["decoder"]
-    model = GraphVAE(**config)
+    model = GraphVAE.from_config(meta)
     load_checkpoint(checkpoint, model)
     save_checkpoint(out, model, metadata=meta)
-    load_checkpoint(out, GraphVAE(**config))  # round trip
+    load_checkpoint(out, GraphVAE.from_config(meta))  # round trip
     return meta
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
     """Entry point of ``python -m invlatent.train``; returns the run's metadata."""
+    from .models.graph_vae import DECODERS
+
     p = argparse.ArgumentParser(prog="python -m invlatent.train", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="model", required=True)
     g = sub.add_parser("graph-vae", help="the permutation-equivariant QM9 graph VAE")
     g.add_argument("--channels", type=int, default=1, help="latent channels per node (c)")
-    g.add_argument("--decoder", default="sort-autoregressive", choices=("maron", "sort-mlp", "sort-transformer", "sort-autoregressive"))
+    g.add_argument("--decoder", default="sort-autoregressive", choices=DECODERS)
     g.add_argument("--hidden", type=int, default=64)
     g.add_argument("--depth", type=int, default=2)
     g.add_argument("--decoder-depth", type=int, default=3)

@@ -110,9 +110,10 @@ def test_vae_encoder_decoder_equivariant(dtype, tol, c, decoder):
     assert (mu_p - mu).abs().max() > 1e-3
 
 
-def test_padding_never_leaks():
+@pytest.mark.parametrize("decoder", ["maron", "sort-autoregressive"])
+def test_padding_never_leaks(decoder):
     torch.manual_seed(2)
-    vae = GraphVAE(hidden=16, depth=2)
+    vae = GraphVAE(hidden=16, depth=2, decoder=decoder)
     x, adj, mask = _random_graphs(seed=5)
     pair = mask[:, :, None] & mask[:, None, :]
     xg = torch.where(mask[..., None], x, torch.randn_like(x) * 100)
@@ -133,7 +134,8 @@ def test_padding_never_leaks():
         assert torch.allclose(l1[k], l2[k]), k
 
 
-def test_overfit_tiny_set_exactly():
+@pytest.mark.parametrize("decoder", ["maron", "sort-autoregressive"])
+def test_overfit_tiny_set_exactly(decoder):
     from invlatent.data.qm9 import load_qm9
 
     from rdkit import Chem
@@ -148,7 +150,7 @@ def test_overfit_tiny_set_exactly():
     ds = full.subset(asym[:6])
     d = ds.dense()
     torch.manual_seed(0)
-    vae = GraphVAE(hidden=32, depth=2)
+    vae = GraphVAE(hidden=32, depth=2, decoder=decoder)
     opt = torch.optim.Adam(vae.parameters(), lr=5e-3)
     for step in range(400):
         out = vae.loss(d["x"], d["adj"], d["mask"], beta=0.0, sample=False)
@@ -219,6 +221,23 @@ def test_bad_input():
         GraphVAE(hidden=8, depth=1, decoder="sort-mlp").decode(torch.randn(2, 7, 1))
     with pytest.raises(ValueError, match="schedule"):
         train_graph_vae(vae, {"x": x, "adj": adj, "mask": mask}, schedule="linear")
+    with pytest.raises(TypeError, match="meta"):
+        GraphVAE.from_config([("hidden", 8)])
+    with pytest.raises(ValueError, match="hidden"):
+        GraphVAE.from_config({"hidden": "wide"})
+
+
+@pytest.mark.parametrize("decoder", ["maron", "sort-transformer", "sort-autoregressive"])
+def test_from_config_round_trips_metadata(decoder):
+    """A model rebuilt from its config, and from the same config as checkpoint metadata
+    (strings, plus keys that are not configuration), has the same architecture."""
+    vae = GraphVAE(hidden=8, depth=1, decoder=decoder, decoder_width=16)
+    meta = {k: str(v) for k, v in vae.config.items()} | {"epoch": "3", "exact": "0.5"}
+    for cfg in (vae.config, meta):
+        other = GraphVAE.from_config(cfg)
+        assert other.config == vae.config
+        assert {k: v.shape for k, v in other.state_dict().items()} == {
+            k: v.shape for k, v in vae.state_dict().items()}
 
 
 def test_evaluation_is_logged_and_resumed(tmp_path):

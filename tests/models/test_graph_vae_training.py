@@ -236,11 +236,6 @@ def test_checkpoints_of_the_old_loop_resume_in_the_new_one_and_back(reference, t
     _assert_same_run(old_train_graph_vae(model, DATA, checkpoint=b, **KW), model, b, ref)
 
 
-def _run_model(meta: Mapping[str, str]) -> GraphVAE:
-    ints = ("latent_channels", "hidden", "depth", "decoder_depth", "n_atom_types", "n_bond_types",
-            "n_nodes", "decoder_width")
-    return GraphVAE(**{k: int(meta[k]) for k in ints if k in meta}, **({"decoder": meta["decoder"]}
-                                                                       if "decoder" in meta else {}))
 
 
 @pytest.mark.skipif(not RUN_CHECKPOINT.is_file(), reason="no long-run checkpoint in this checkout")
@@ -258,7 +253,7 @@ def test_the_long_run_checkpoint_resumes(tmp_path):
     # resumed at its last epoch: nothing to train, the logs come back unchanged
     path = tmp_path / "same.safetensors"
     shutil.copy(RUN_CHECKPOINT, path)
-    out = train_graph_vae(_run_model(meta), DATA, epochs=E, checkpoint=path, **kw)
+    out = train_graph_vae(GraphVAE.from_config(meta), DATA, epochs=E, checkpoint=path, **kw)
     assert out["epochs"] == E and out["evals"] == meta["evals"]
     assert out["history"] == ",".join(f"{float(h):.4f}" for h in meta["history"].split(","))
     assert out["total_seconds"] >= float(meta["total_seconds"])
@@ -269,7 +264,7 @@ def test_the_long_run_checkpoint_resumes(tmp_path):
     for name, train in (("new", train_graph_vae), ("old", old_train_graph_vae)):
         path = tmp_path / f"{name}.safetensors"
         shutil.copy(RUN_CHECKPOINT, path)
-        model = _run_model(meta)
+        model = GraphVAE.from_config(meta)
         runs[name] = (train(model, DATA, epochs=E + 1, checkpoint=path, eval_fn=_scores, eval_every=2,
                             extra_metadata=run_info, **kw),
                       model, path)
