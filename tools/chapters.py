@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -235,6 +236,32 @@ def run(chapter: Path, show: bool = False) -> None:
             for o in cell.get("outputs", []):
                 if o.get("output_type") == "stream" and o.get("name") == "stdout":
                     print(o["text"], end="")
+    problems = glue_problems(nb, chapter.read_text())
+    for problem in problems:
+        print(f"{chapter}: {problem}")
+    if problems:
+        raise SystemExit(1)
+
+
+_GLUE_ROLE = re.compile(r"\{glue(?::\w+)?\}`([A-Za-z_][\w]*)")
+
+
+def glue_problems(nb, source: str) -> list[str]:
+    """What the book build would warn about the glue of an executed chapter.
+
+    A key glued twice (Sphinx warns "glue key ... duplicate", which fails ``-W`` builds) and a
+    ``{glue:text}`key``` role whose key no cell glued.
+    """
+    seen: dict[str, int] = {}
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            name = o.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name is not None:
+                seen[name] = seen.get(name, 0) + 1
+    problems = [f"glue key {k!r} glued {n} times" for k, n in seen.items() if n > 1]
+    missing = sorted(set(_GLUE_ROLE.findall(source)) - set(seen))
+    problems += [f"glue key {k!r} used in the prose but never glued" for k in missing]
+    return problems
 
 
 def main(argv: list[str]) -> int:
