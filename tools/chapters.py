@@ -252,12 +252,14 @@ def glue_problems(nb, source: str) -> list[str]:
     A key glued twice (Sphinx warns "glue key ... duplicate", which fails ``-W`` builds) and a
     ``{glue:text}`key``` role whose key no cell glued.
     """
-    seen: dict[str, int] = {}
-    for cell in nb.cells:
-        for o in cell.get("outputs", []):
-            name = o.get("metadata", {}).get("scrapbook", {}).get("name")
-            if name is not None:
-                seen[name] = seen.get(name, 0) + 1
+    from collections import Counter
+
+    seen = Counter(
+        o["metadata"]["scrapbook"]["name"]
+        for cell in nb.cells
+        for o in cell.get("outputs", [])
+        if "name" in o.get("metadata", {}).get("scrapbook", {})
+    )
     problems = [f"glue key {k!r} glued {n} times" for k, n in seen.items() if n > 1]
     missing = sorted(set(_GLUE_ROLE.findall(source)) - set(seen))
     problems += [f"glue key {k!r} used in the prose but never glued" for k in missing]

@@ -236,8 +236,6 @@ def test_checkpoints_of_the_old_loop_resume_in_the_new_one_and_back(reference, t
     _assert_same_run(old_train_graph_vae(model, DATA, checkpoint=b, **KW), model, b, ref)
 
 
-
-
 @pytest.mark.skipif(not RUN_CHECKPOINT.is_file(), reason="no long-run checkpoint in this checkout")
 def test_the_long_run_checkpoint_resumes(tmp_path):
     """``runs/graph_vae_c1``'s checkpoint (written by the old loop) loads and continues at its epoch.
