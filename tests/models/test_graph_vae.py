@@ -151,12 +151,20 @@ def test_overfit_tiny_set_exactly(decoder):
     d = ds.dense()
     torch.manual_seed(0)
     vae = GraphVAE(hidden=32, depth=2, decoder=decoder)
+    # Clipped gradients and a learning rate decayed to 1/100 (as in real training): at a
+    # constant rate the autoregressive decoder's loss spikes now and then, and whether a
+    # spike falls on the last step depended on the CPU kernels (it did under
+    # ATEN_CPU_CAPABILITY=default). With the decay it ends at a loss near 1e-3 for seeds
+    # 0-3 under both the generic and the AVX2 kernels.
     opt = torch.optim.Adam(vae.parameters(), lr=5e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=400, eta_min=5e-5)
     for step in range(400):
         out = vae.loss(d["x"], d["adj"], d["mask"], beta=0.0, sample=False)
         opt.zero_grad()
         out["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         opt.step()
+        sched.step()
     vae.eval()
     acc = graph_accuracy(vae.reconstruct(d["x"], d["adj"], d["mask"]), (ds.atom_type, ds.bond_type, ds.mask))
     assert acc["exact"] == 1.0, acc
