@@ -41,3 +41,19 @@ __all__ = [
     "path_scores",
     "mean_ci",
 ]
+
+# --- lesson-molecules (issue 31): helpers of the molecule chapters, moved into the package ---
+# :mod:`._vae_eval` (the book's graph VAE and reading its training), :mod:`._graph_checks`
+# (symmetry, connectivity, WL hashes of padded graphs), :mod:`._path_compare` (three
+# interpolation lines, decoded and scored), :mod:`._latent_probes` (regression and maps).
+from ._graph_checks import automorphism_twins, disconnected, wl_hashes  # noqa: E402
+from ._latent_probes import map_r2, pooled_invariants, regression_scores  # noqa: E402
+from ._path_compare import PATH_ROWS, decode_lines, path_table, three_lines, window_all_valid  # noqa: E402
+from ._vae_eval import book_vae_settings, curve_flatness, load_book_vae, step_flops  # noqa: E402
+
+__all__ += [
+    "automorphism_twins", "disconnected", "wl_hashes",
+    "map_r2", "pooled_invariants", "regression_scores",
+    "PATH_ROWS", "three_lines", "decode_lines", "path_table", "window_all_valid",
+    "book_vae_settings", "load_book_vae", "curve_flatness", "step_flops",
+]
