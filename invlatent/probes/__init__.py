@@ -57,3 +57,9 @@ __all__ += [
     "PATH_ROWS", "three_lines", "decode_lines", "path_table", "window_all_valid",
     "book_vae_settings", "load_book_vae", "curve_flatness", "step_flops",
 ]
+
+# issue 29 (ownlib): latent capture and the equivariance audit
+from ._capture import LatentCapture, capture_latents  # noqa: E402
+
+__all__ += ["capture_latents", "LatentCapture"]
+# end issue 29 (ownlib)
