@@ -198,9 +198,11 @@ class Permutation(Group):
         return pairwise_by_pairs(self.quotient_distance, Z1, Z2, chunk_size)
 
     def knn(self, Z: torch.Tensor, k: int, *, mask: torch.Tensor | None = None, block_size: int = 256,
-            first_candidates: int | None = None, solver: str = "auto", stats: dict | None = None):
-        """Exact quotient k-NN pruned by Chamfer and dual lower bounds (:mod:`invlatent.quotient._knn`);
-        padded slots of ``mask`` count as zero nodes. Complex latents: all pairs, block by block."""
+            first_candidates: int | None = None, solver: str = "auto", stats: dict | None = None,
+            memory_budget: int | None = None):
+        """Exact quotient k-NN pruned by Chamfer and dual lower bounds (:mod:`invlatent.quotient._knn`),
+        within ``memory_budget`` bytes of working memory (default 1 GiB); padded slots of ``mask``
+        count as zero nodes. Complex latents: all pairs, block by block."""
         from ..quotient._knn import knn_by_blocks, knn_permutation
 
         if mask is not None:
@@ -209,7 +211,8 @@ class Permutation(Group):
         if Z.is_complex():
             return knn_by_blocks(Z, k, lambda rows: self.pairwise_quotient_distance(rows, Z), block_size, stats)
         first = max(2 * k, k + 8) if first_candidates is None else first_candidates
-        d, i = knn_permutation(Z, k, block_size, first, solver, stats)
+        budget = {} if memory_budget is None else {"memory_budget": memory_budget}
+        d, i = knn_permutation(Z, k, block_size, first, solver, stats, **budget)
         return d.to(device=Z.device, dtype=Z.dtype), i.to(Z.device)
 
     def template_orbit(self, templates: torch.Tensor) -> None:

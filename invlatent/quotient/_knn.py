@@ -53,7 +53,7 @@ from .._validation import check_tensor, describe
 from ..groups.base import check_group
 from ._batched_assignment import solve_assignment
 
-__all__ = ["quotient_knn"]
+__all__ = ["quotient_knn", "DEFAULT_MEMORY_BUDGET"]
 
 #: Relative round-off margin on squared distances: a candidate is pruned only if its bound
 #: exceeds the k-th upper bound by more than this times (|z_q|^2 + |z_j|^2) (float64 error is ~1e-15).
@@ -61,6 +61,21 @@ _MARGIN = 1e-9
 
 #: Latents per cluster of the sort embedding (step 1 of the search).
 _LEAF = 32
+
+#: Default working-memory budget of :func:`quotient_knn`, bytes (1 GiB), and the smallest accepted.
+DEFAULT_MEMORY_BUDGET = 1 << 30
+MIN_MEMORY_BUDGET = 1 << 20
+
+#: Working bytes per (query, target) pair of a chunk: the float64 bound, value and margin, the two
+#: float32 Chamfer terms and their float64 maximum, the masks (measured peak / pairs, with room).
+_BYTES_PER_PAIR = 96
+#: Bytes per query node and target of a Chamfer tile (float32 distances and running minimum).
+_BYTES_PER_QUERY_NODE = 16
+#: Bytes per pair, node pair and channel (+2) of a batch of exact or dual solves (float64 differences,
+#: costs, the solver's copy).
+_BYTES_PER_SOLVE = 32
+#: Targets per Chamfer tile.
+_TILE = 256
 
 
 def _seq_cost(zq: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
@@ -78,11 +93,20 @@ def _seq_cost(zq: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
 def exact_sq(zq: torch.Tensor, zt: torch.Tensor, solver: str = "auto") -> torch.Tensor:
     r"""Exact squared quotient distances of pairs ``(zq[p], zt[p])``, float64 ``(P,)``.
 
-    The value is :math:`\sum_i C_{i,\pi^\star(i)}` summed over the query's rows ``i`` in order.
+    The value is :math:`\sum_i C_{i,\pi^\star(i)}` summed over the query's rows ``i`` in order; for
+    one channel the optimal matching pairs sorted with sorted (rearrangement inequality), summed over
+    the sorted rows in order (no solver).
     """
-    P, n, _ = zq.shape
+    P, n, c = zq.shape
     if P == 0:
         return zq.new_zeros(0)
+    if c == 1:
+        d = zq[..., 0].sort(dim=1).values - zt[..., 0].sort(dim=1).values
+        d.mul_(d)
+        val = d[:, 0].clone()
+        for i in range(1, n):
+            val += d[:, i]
+        return val
     cost = _seq_cost(zq, zt)
     perm = torch.from_numpy(solve_assignment(cost.numpy(), solver))
     picked = cost.gather(2, perm.unsqueeze(-1)).squeeze(-1)  # (P, n)
@@ -216,11 +240,11 @@ def _chamfer(Zq32: torch.Tensor, Zt32: torch.Tensor, tile: int = 256) -> tuple[t
     return fwd, rev
 
 
-def _chamfer_bound(Z32, slack, rows, T):
+def _chamfer_bound(Z32, slack, rows, T, tile: int = 256):
     """``(q, t)`` float64 lower bound on :math:`d^2` for queries ``rows`` and targets ``T`` (ascending):
     the larger Chamfer term of the two directions, less its float32 round-off ``slack[a] + slack[b]``;
     ``inf`` where ``T[j]`` is the query."""
-    R = torch.maximum(*_chamfer(Z32[rows], Z32[T])).double()
+    R = torch.maximum(*_chamfer(Z32[rows], Z32[T], tile)).double()
     R.sub_(slack[rows, None]).sub_(slack[T][None, :])
     pos = torch.searchsorted(T, rows).clamp_max(len(T) - 1)
     hit = T[pos] == rows
@@ -243,15 +267,51 @@ def _dual_bound(zq: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
     return torch.maximum(b1, b2)
 
 
-def _chunked(fn, zq_idx, zt_idx, Z64, chunk=1 << 13):
+def _chunked(fn, zq_idx, zt_idx, Z64, chunk: int = 1 << 13):
     if len(zq_idx) == 0:
         return Z64.new_zeros(0)
     return torch.cat([fn(Z64[zq_idx[s:s + chunk]], Z64[zt_idx[s:s + chunk]]) for s in range(0, len(zq_idx), chunk)])
 
 
+def _select_by_index(vals: torch.Tensor, ids: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row of ``vals (q, W)`` with target indices ``ids (q, W)``: the ``k`` smallest values,
+    ties broken by the smaller index (not by position, as in :func:`_select`)."""
+    W = vals.shape[1]
+    kk = min(W, k + 8)
+    top, pos = torch.topk(vals, kk, dim=1, largest=False, sorted=True)
+    tid = ids.gather(1, pos)
+    o = tid.argsort(dim=1)  # order by (value, index): by index, then stably by value
+    top, tid = top.gather(1, o), tid.gather(1, o)
+    o = top.argsort(dim=1, stable=True)
+    top_kk, tid = top.gather(1, o), tid.gather(1, o)
+    top, tid = top_kk[:, :k].contiguous(), tid[:, :k].contiguous()
+    if kk < W:  # the k-th value's tie group may have members outside the kk kept: sort those rows fully
+        kth = top[:, -1]
+        unsure = (vals == kth[:, None]).sum(1) > (top_kk == kth[:, None]).sum(1)
+        if bool(unsure.any()):
+            rows = unsure.nonzero().flatten()
+            o = ids[rows].argsort(dim=1)
+            v, i = vals[rows].gather(1, o), ids[rows].gather(1, o)
+            o = v.argsort(dim=1, stable=True)[:, :k]
+            top[rows], tid[rows] = v.gather(1, o), i.gather(1, o)
+    return top, tid
+
+
+def plan_memory(memory_budget: int, N: int, n: int, c: int, block: int) -> dict:
+    """How :func:`knn_permutation` splits its work to stay within ``memory_budget`` bytes of working
+    memory: queries per block, targets per chunk, pairs per exact/dual batch (see ``_BYTES_PER_*``)."""
+    K = max(1, N // _LEAF) * 2  # clusters (the splits of wide clusters add some)
+    pairs = max(1, memory_budget // _BYTES_PER_PAIR)
+    query_block = max(1, min(block, pairs // (K + _TILE), memory_budget // (_BYTES_PER_QUERY_NODE * n * _TILE)))
+    target_chunk = max(1, min(N, pairs // query_block))
+    solve_batch = max(16, min(1 << 13, memory_budget // (_BYTES_PER_SOLVE * n * n * (c + 2))))
+    return {"query_block": query_block, "target_chunk": target_chunk, "solve_batch": solve_batch}
+
+
 def knn_permutation(Z: torch.Tensor, k: int, block: int, first: int, solver: str, stats: dict | None,
-                    leaf: int = _LEAF):
-    """Exact k-NN for S_n on ``(N, n, c)`` real latents by the bounds of the module docstring."""
+                    leaf: int = _LEAF, memory_budget: int = DEFAULT_MEMORY_BUDGET):
+    """Exact k-NN for S_n on ``(N, n, c)`` real latents by the bounds of the module docstring, in
+    blocks of queries and chunks of targets sized by ``memory_budget`` (:func:`plan_memory`)."""
     N, n, c = Z.shape
     Z64 = Z.detach().to(device="cpu", dtype=torch.float64)
     Z32 = Z64.float()
@@ -259,9 +319,13 @@ def knn_permutation(Z: torch.Tensor, k: int, block: int, first: int, solver: str
     big = Z64.square().sum(-1).amax(1)  # max_l |z_l|^2
     # float32 round-off of a Chamfer bound: a few ulps of every |a_i|^2 + |b_l|^2 term it sums
     slack = 1e-5 * (nrm + n * big)
+    del big
     E = _sort_embedding(Z64)
     labels, centres, radii = _clusters(E, leaf)
     K = len(radii)
+    plan = plan_memory(memory_budget, N, n, c, block)
+    block, chunk_t, solve_batch = plan["query_block"], plan["target_chunk"], plan["solve_batch"]
+    tile = min(_TILE, chunk_t)
     sizes = torch.bincount(labels, minlength=K)
     nrm_max = torch.zeros(K, dtype=torch.float64).scatter_reduce_(0, labels, nrm, "amax")
     order = torch.argsort(labels, stable=True)  # members of cluster b: order[starts[b]:starts[b] + sizes[b]]
@@ -279,10 +343,11 @@ def knn_permutation(Z: torch.Tensor, k: int, block: int, first: int, solver: str
     exact = lambda a, b: exact_sq(a, b, solver)  # noqa: E731
     out_d = torch.empty(N, k, dtype=torch.float64)
     out_i = torch.empty(N, k, dtype=torch.long)
-    counts = {"exact_pairs": 0, "dual_pairs": 0, "bound_pairs": 0, "clusters": K}
+    counts = {"exact_pairs": 0, "dual_pairs": 0, "bound_pairs": 0, "clusters": K, "target_chunks": 0}
     for s, e in blocks:
         rows = order[s:e]
         q = len(rows)
+        ar = torch.arange(q)
         # 1. cluster bound: d(z_q, z_j) >= |e_q - e_j| >= |e_q - mu_b| - r_b for every member j of cluster b
         clb = (_sq_dist(E[rows], centres).clamp_min_(0).sqrt_() - radii).clamp_min_(0)
         # 2. the block's cluster and the clusters with the nearest centres, m + 1 points in all: for
@@ -293,46 +358,62 @@ def knn_permutation(Z: torch.Tensor, k: int, block: int, first: int, solver: str
         lb0 = torch.cdist(E[rows], E[T0]).square_()  # the sort bound: cheap, to pick candidates only
         lb0[T0[None, :] == rows[:, None]] = math.inf
         cand = T0[torch.topk(lb0, m, dim=1, largest=False).indices]  # (q, m)
-        e1 = _chunked(exact, rows[:, None].expand(q, m).reshape(-1), cand.reshape(-1), Z64).view(q, m)
+        del lb0, T0
+        e1 = _chunked(exact, rows[:, None].expand(q, m).reshape(-1), cand.reshape(-1), Z64, solve_batch).view(q, m)
         ub = e1.kthvalue(k, dim=1).values  # (q,)
+        counts["exact_pairs"] += q * m
         # 3. targets: members of the clusters whose bound does not exceed u_q for some query
         alive = clb.square() <= ub[:, None] + _MARGIN * (nrm[rows, None] + nrm_max[None, :])
+        del clb
         T = torch.cat([members(alive.any(0).nonzero().flatten()), cand.flatten()]).unique()
-        lb = _chamfer_bound(Z32, slack, rows, T)
-        lb[~alive[:, labels[T]]] = math.inf  # provably farther than u_q
-        vals = torch.full((q, len(T)), math.inf, dtype=torch.float64)
-        vals.scatter_(1, torch.searchsorted(T, cand), e1)
-        # the targets' m smallest Chamfer bounds, where not yet solved, can only lower u_q
-        top_m = torch.topk(lb, min(m, len(T)), dim=1, largest=False).indices
-        new = torch.isinf(vals.gather(1, top_m)) & torch.isfinite(lb.gather(1, top_m))
-        r1, c1 = torch.arange(q)[:, None].expand_as(top_m)[new], top_m[new]
-        vals[r1, c1] = _chunked(exact, rows[r1], T[c1], Z64)
-        ub = vals.kthvalue(k, dim=1).values
-        margin = _MARGIN * (nrm[rows, None] + nrm[T][None, :])
-        # 4. survivors of the Chamfer bound, then of the dual bound, get the exact assignment
-        r2, c2 = ((lb <= ub[:, None] + margin) & torch.isinf(vals)).nonzero(as_tuple=True)
-        dual = _chunked(_dual_bound, rows[r2], T[c2], Z64)
-        keep = dual <= ub[r2] + margin[r2, c2]
-        r3, c3 = r2[keep], c2[keep]
-        vals[r3, c3] = _chunked(exact, rows[r3], T[c3], Z64)
-        counts["exact_pairs"] += q * m + len(r1) + len(r3)
-        counts["dual_pairs"] += len(r2)
-        counts["bound_pairs"] += q * len(T)
-        # 5. the k nearest among the solved candidates (every other j is provably farther); T is
-        #    ascending, so ties by position are ties by index
-        top, idx = _select(vals, k)
-        out_d[rows] = top.clamp_min(0.0).sqrt()
-        out_i[rows] = T[idx]
+        best_v = torch.full((q, k), math.inf, dtype=torch.float64)
+        best_i = torch.full((q, k), N, dtype=torch.long)
+        for cs in range(0, len(T), chunk_t):  # chunks of targets: running k best per query
+            Tc = T[cs:cs + chunk_t]
+            lb = _chamfer_bound(Z32, slack, rows, Tc, tile)
+            lb[~alive[:, labels[Tc]]] = math.inf  # provably farther than u_q
+            vals = torch.full((q, len(Tc)), math.inf, dtype=torch.float64)
+            pos = torch.searchsorted(Tc, cand).clamp_max_(len(Tc) - 1)
+            hit = Tc[pos] == cand  # the step-2 pairs whose target lies in this chunk
+            vals[ar[:, None].expand_as(cand)[hit], pos[hit]] = e1[hit]
+            # the chunk's m smallest Chamfer bounds, where not yet solved, can only lower u_q
+            top_m = torch.topk(lb, min(m, len(Tc)), dim=1, largest=False).indices
+            new = torch.isinf(vals.gather(1, top_m)) & torch.isfinite(lb.gather(1, top_m))
+            r1, c1 = ar[:, None].expand_as(top_m)[new], top_m[new]
+            vals[r1, c1] = _chunked(exact, rows[r1], Tc[c1], Z64, solve_batch)
+            ub = torch.minimum(ub, torch.cat([best_v, vals], 1).kthvalue(k, dim=1).values)
+            margin = _MARGIN * (nrm[rows, None] + nrm[Tc][None, :])
+            # 4. survivors of the Chamfer bound, then of the dual bound, get the exact assignment
+            r2, c2 = ((lb <= ub[:, None] + margin) & torch.isinf(vals)).nonzero(as_tuple=True)
+            del lb
+            dual = _chunked(_dual_bound, rows[r2], Tc[c2], Z64, solve_batch)
+            keep = dual <= ub[r2] + margin[r2, c2]
+            r3, c3 = r2[keep], c2[keep]
+            vals[r3, c3] = _chunked(exact, rows[r3], Tc[c3], Z64, solve_batch)
+            counts["exact_pairs"] += len(r1) + len(r3)
+            counts["dual_pairs"] += len(r2)
+            counts["bound_pairs"] += q * len(Tc)
+            counts["target_chunks"] += 1
+            # 5. merge into the k nearest so far (every pruned j is provably farther), ties by index
+            best_v, best_i = _select_by_index(torch.cat([best_v, vals], 1),
+                                              torch.cat([best_i, Tc[None, :].expand(q, -1)], 1), k)
+            del vals, margin
+        out_d[rows] = best_v.clamp_min(0.0).sqrt()
+        out_i[rows] = best_i
     if stats is not None:
         stats.update(counts)
+        stats.update(plan)
         stats["all_pairs"] = N * (N - 1)
+        stats["assignment_fraction"] = counts["exact_pairs"] / max(1, N * (N - 1))
+        stats["memory_budget"] = memory_budget
     return out_d, out_i
 
 
 def quotient_knn(Z: torch.Tensor, k: int, group, mask: torch.Tensor | None = None, *,
-                 block_size: int = 256, first_candidates: int | None = None, solver: str = "auto",
-                 stats: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    r"""Exact ``k`` nearest neighbours of every latent in the quotient metric (itself excluded).
+                 method: str = "exact", memory_budget: int = DEFAULT_MEMORY_BUDGET, block_size: int = 256,
+                 first_candidates: int | None = None, solver: str = "auto", stats: dict | None = None,
+                 index_options: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""``k`` nearest neighbours of every latent in the quotient metric (itself excluded).
 
     .. math::
 
@@ -347,6 +428,15 @@ def quotient_knn(Z: torch.Tensor, k: int, group, mask: torch.Tensor | None = Non
     linearly with ``N``. Other groups use :func:`~invlatent.pairwise_quotient_distance` one block
     of rows at a time.
 
+    Memory: besides ``O(N (n c + k))`` for the latents, their sort embedding, cluster labels and
+    the result, the search holds at most about ``memory_budget`` bytes: queries go in blocks and
+    targets in chunks sized from it, whatever ``N`` is (a smaller budget means more, smaller steps).
+
+    ``method="faiss"`` (:class:`~invlatent.groups.Permutation` only) builds a
+    :class:`~invlatent.quotient.QuotientIndex` (FAISS over the sort embedding, candidates re-ranked
+    by the exact distance) with ``index_options``: approximate for ``"ivf"``/``"hnsw"``, exact
+    for the default ``"flat"`` index. It needs ``pip install 'invlatent[fast]'``.
+
     Parameters
     ----------
     Z : Tensor, shape ``(N, n, c)`` for :class:`~invlatent.groups.Permutation`, else ``(N, *latent_shape)``
@@ -355,17 +445,23 @@ def quotient_knn(Z: torch.Tensor, k: int, group, mask: torch.Tensor | None = Non
     mask : BoolTensor, shape ``(N, n)``, optional
         Real nodes (:class:`~invlatent.groups.Permutation` only); padded rows count as zero nodes,
         as in :class:`~invlatent.projections.MaxFilter`.
+    method : ``"exact"`` or ``"faiss"``
+    memory_budget : int
+        Bytes of working memory (default :data:`DEFAULT_MEMORY_BUDGET`, 1 GiB; at least 1 MiB).
     block_size : int
         Most queries per block (:class:`~invlatent.groups.Permutation`: a block is one cluster of
-        about 32 latents, split at ``block_size``; memory ``O(block_size * N)``).
+        about 32 latents, split at ``block_size``); at most ``memory_budget // (32 N)``.
     first_candidates : int, optional
         Candidates solved before the bound is applied (default ``max(2k, k + 8)``).
     solver : ``"auto"``, ``"lapx"`` or ``"scipy"``
         Assignment solver (:func:`invlatent.quotient._batched_assignment.solve_assignment`).
     stats : dict, optional
-        Filled with ``exact_pairs`` (assignments solved), ``all_pairs``, and for
-        :class:`~invlatent.groups.Permutation` ``bound_pairs`` (pairs given a Chamfer bound),
-        ``dual_pairs`` and ``clusters``.
+        Filled with ``exact_pairs`` (assignments solved), ``all_pairs`` ``= N (N - 1)``, and for
+        :class:`~invlatent.groups.Permutation` ``assignment_fraction`` (exact over all pairs),
+        ``bound_pairs`` (pairs given a Chamfer bound), ``dual_pairs``, ``clusters`` and the memory
+        plan (``query_block``, ``target_chunk``, ``solve_batch``, ``memory_budget``).
+    index_options : dict, optional
+        Keyword arguments of :class:`~invlatent.quotient.QuotientIndex` (``method="faiss"`` only).
 
     Returns
     -------
@@ -380,24 +476,48 @@ def quotient_knn(Z: torch.Tensor, k: int, group, mask: torch.Tensor | None = Non
     >>> d, i = quotient_knn(Z, 1, Permutation())
     >>> i.flatten().tolist(), [round(x, 3) for x in d.flatten().tolist()]
     ([1, 0, 1], [0.1, 0.1, 3.662])
+    >>> stats = {}
+    >>> _ = quotient_knn(Z, 1, Permutation(), memory_budget=2**20, stats=stats)
+    >>> stats["all_pairs"], 0 < stats["assignment_fraction"] <= 1
+    (6, True)
     """
     check_group(group)
     check_tensor(Z, "Z", min_ndim=2, expected="(N, *latent_shape)")
     group.check_latent(Z, "Z")
     N = Z.shape[0]
-    for name, v in (("k", k), ("block_size", block_size), ("first_candidates", first_candidates)):
+    for name, v in (("k", k), ("block_size", block_size), ("first_candidates", first_candidates),
+                    ("memory_budget", memory_budget)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
             raise TypeError(f"{name} must be an int, got {describe(v)}")
     if not 1 <= k <= N - 1:
         raise ValueError(f"k must be between 1 and N - 1 = {N - 1}, got {k}")
     if block_size <= 0:
         raise ValueError(f"block_size must be a positive int, got {block_size}")
+    if memory_budget < MIN_MEMORY_BUDGET:
+        raise ValueError(f"memory_budget must be at least {MIN_MEMORY_BUDGET} bytes (1 MiB), got {memory_budget}")
     if first_candidates is None:
         first_candidates = max(2 * k, k + 8)
     if first_candidates < k:
         raise ValueError(f"first_candidates must be >= k = {k}, got {first_candidates}")
+    if method not in ("exact", "faiss"):
+        raise ValueError(f"method must be 'exact' or 'faiss', got {describe(method)}")
+    if index_options is not None and method != "faiss":
+        raise ValueError("index_options is only used with method='faiss'")
+    if method == "faiss":
+        from ..groups import Permutation
+        from ._index import QuotientIndex
+
+        if not isinstance(group, Permutation):
+            raise ValueError(f"method='faiss' needs the group Permutation() (sort embedding), got {group!r}")
+        index = QuotientIndex(**(index_options or {}))
+        index.add(Z, mask=mask)
+        d, i = index.search(Z, k, mask=mask, exclude=torch.arange(N), stats=stats)
+        return d.to(device=Z.device, dtype=Z.dtype), i.to(Z.device)
+    # a block of rows against all N (the all-pairs path of other groups holds rows * N float64
+    # distances and a few copies; the S_n search plans its own chunks within the budget)
+    block_size = max(1, min(block_size, memory_budget // (32 * N)))
     return group.knn(Z, k, mask=mask, block_size=block_size, first_candidates=first_candidates,
-                     solver=solver, stats=stats)
+                     solver=solver, stats=stats, memory_budget=memory_budget)
 
 
 def knn_by_blocks(Z: torch.Tensor, k: int, distances, block_size: int, stats: dict | None = None):
