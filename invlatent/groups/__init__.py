@@ -47,3 +47,9 @@ __all__ = [
     "permute_sparse",
     "to_dense_nodes",
 ]
+
+# issue 29 (ownlib): input actions on graph inputs and the product group S_n x G
+from .._pyg_actions import PermuteNodes, RotatePositions  # noqa: E402
+
+__all__ += ["RotatePositions", "PermuteNodes"]
+# end issue 29 (ownlib)
