@@ -27,3 +27,14 @@ __all__ = [
     "assignment_value",
     "MAX_EXACT_DP_NODES",
 ]
+
+# issue 30: approximate (and exact flat) quotient k-NN through FAISS, re-ranked exactly
+from ._index import QuotientIndex  # noqa: E402
+
+__all__ += ["QuotientIndex"]
+
+# issue 29 (ownlib): bounds on the quotient distance of sets of irreps under S_n x SO(3)
+from ._set_bounds import set_quotient_bounds  # noqa: E402
+
+__all__ += ["set_quotient_bounds"]
+# end issue 29 (ownlib)

@@ -1,0 +1,207 @@
+#!/usr/bin/env python
+"""Quotient 10-NN at scale (issue 30): exact streaming search vs FAISS with exact re-ranking.
+
+Each run is one command, records one entry of ``benchmarks/results/knn_scale.json`` (time, peak
+resident memory of this process, the search's stats, the load average before and after, CPU
+time over wall time) and keeps its neighbour lists under ``--cache`` for the recall of later runs:
+
+* ``exact N`` -- :func:`invlatent.quotient_knn` on ``N`` QM9-shaped latents (``(N, 9, 4)``,
+  this book's clustered model of encoder codes, :func:`run.clustered_latents`: centres with the
+  node masks of random QM9 molecules, members = centre + noise, random node orders);
+* ``random N`` -- the same on structureless latents (standard normal, real masks): the worst
+  case, where no bound prunes and the search is all pairs by bounds;
+* ``approx N --index hnsw`` -- :class:`invlatent.quotient.QuotientIndex`, build + search; recall@10
+  against the exact lists of the same ``N`` when cached, else against the exact flat index on
+  ``--queries`` sampled queries;
+* ``codes C`` -- the shipped graph VAE with ``C`` channels encodes the whole QM9 (posterior means,
+  batched); exact search and the FAISS flat index (``C = 1``: identical lists by isometry)
+  and HNSW on the codes.
+
+Run: ``OMP_NUM_THREADS=2 python benchmarks/bench_knn_scale.py exact 100000``. The 10^6 exact run
+takes minutes to an hour on 2 cores; run it alone (``nice``) and read the load it records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+import invlatent  # noqa: E402
+from invlatent import Permutation, quotient_knn  # noqa: E402
+
+RESULTS = HERE / "results" / "knn_scale.json"
+K = 10
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def latents(kind: str, N: int):
+    from run import _qm9_masks, clustered_latents
+
+    if kind == "clustered":
+        return clustered_latents(N)
+    Z = torch.randn(N, 9, 4, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    return Z, _qm9_masks(N)
+
+
+def qm9_codes(c: int, batch: int = 2048):
+    """Posterior means ``(M, 9, c)`` of the shipped VAE for every QM9 molecule, and the masks."""
+    from invlatent.probes._shipped_vae import load_shipped_graph_vae
+
+    vae, _ = load_shipped_graph_vae(c)
+    data = invlatent.load_qm9().dense()
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(data["mask"]), batch):
+            mu, _ = vae.encode(data["x"][s:s + batch], data["adj"][s:s + batch], data["mask"][s:s + batch])
+            out.append(mu.double())
+    return torch.cat(out), data["mask"]
+
+
+def recall(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean fraction of each row of ``a`` found in the same row of ``b``."""
+    hits = sum(len(set(x) & set(y)) for x, y in zip(a.tolist(), b.tolist()))
+    return hits / a.size
+
+
+def measure(fn):
+    """``(result, record)``: wall and CPU seconds, peak and starting resident memory, load average."""
+    load0, before, c0 = os.getloadavg(), rss_mb(), cpu_s()
+    t0 = time.perf_counter()
+    out = fn()
+    wall = time.perf_counter() - t0
+    rec = {"seconds": wall, "cpu_over_wall": (cpu_s() - c0) / wall, "rss_before_MB": before,
+           "peak_rss_MB": peak_mb(), "loadavg_before": list(load0), "loadavg_after": list(os.getloadavg())}
+    return out, rec
+
+
+def machine() -> dict:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=HERE.parent).stdout.strip()
+    return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "commit": commit,
+            "lapx": invlatent.quotient._batched_assignment.have_lapx()}
+
+
+def save(name: str, rec: dict) -> None:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    allrec = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": {}}
+    rec["machine"] = machine()
+    allrec["runs"][name] = rec
+    RESULTS.write_text(json.dumps(allrec, indent=1) + "\n")
+    print(name, json.dumps({k: v for k, v in rec.items() if k != "machine"}), flush=True)
+
+
+def run_exact(kind: str, N: int, cache: Path, budget: int) -> None:
+    Z, mask = latents(kind, N)
+    st = {}
+    (d, i), rec = measure(lambda: quotient_knn(Z, K, Permutation(), mask=mask, stats=st, memory_budget=budget))
+    np.savez(cache / f"exact_{kind}_{N}.npz", d=d.numpy(), i=i.numpy())
+    rec.update(kind=kind, N=N, k=K, input_MB=Z.numel() * 8 / 2**20, stats=st)
+    save(f"exact_{kind}_{N}", rec)
+
+
+def run_approx(N: int, cache: Path, index: str, k_factor: int, queries: int, opts: dict) -> None:
+    from invlatent.quotient import QuotientIndex
+
+    Z, mask = latents("clustered", N)
+    st = {}
+
+    def go():
+        ix = QuotientIndex(index, k_factor=k_factor, **opts)
+        t0 = time.perf_counter()
+        ix.add(Z, mask=mask)
+        build = time.perf_counter() - t0
+        return ix, build, ix.search(Z, K, mask=mask, exclude=torch.arange(N), stats=st)
+
+    (ix, build, (d, i)), rec = measure(go)
+    rec.update(kind="clustered", N=N, k=K, index=index, k_factor=k_factor, options=ix.options, build_s=build,
+               stats=st)
+    ref = cache / f"exact_clustered_{N}.npz"
+    if ref.exists():
+        rec["recall_at_10"] = recall(np.load(ref)["i"], i.numpy())
+        rec["recall_reference"] = "quotient_knn (exact) on all N"
+    else:  # sampled queries, exact by the certified flat index
+        q = torch.randperm(N, generator=torch.Generator().manual_seed(1))[:queries]
+        flat = QuotientIndex("flat")
+        flat.add(Z, mask=mask)
+        t0 = time.perf_counter()
+        _, ri = flat.search(Z[q], K, mask=mask[q], exclude=q)
+        rec["reference_s"] = time.perf_counter() - t0
+        rec["recall_at_10"] = recall(ri.numpy(), i[q].numpy())
+        rec["recall_reference"] = f"certified flat index (exact) on {queries} sampled queries"
+    save(f"approx_{index}_{N}", rec)
+
+
+def run_codes(c: int, cache: Path, N: int | None) -> None:
+    from invlatent.quotient import QuotientIndex
+
+    (Z, mask), enc = measure(lambda: qm9_codes(c))
+    if N:
+        Z, mask = Z[:N], mask[:N]
+    N = len(Z)
+    st = {}
+    (d0, i0), rec = measure(lambda: quotient_knn(Z, K, Permutation(), mask=mask, stats=st))
+    out = {"N": N, "c": c, "encode_s": enc["seconds"], "exact": dict(rec, stats=st)}
+    for index in ("flat", "hnsw"):
+        s2 = {}
+        (d1, i1), r = measure(lambda: quotient_knn(Z, K, Permutation(), mask=mask, method="faiss",
+                                                   index_options={"index": index}, stats=s2))
+        out[index] = dict(r, stats=s2, recall_at_10=recall(i0.numpy(), i1.numpy()),
+                          identical_lists=bool(torch.equal(i0, i1)),
+                          max_abs_distance_difference=float((d0 - d1).abs().max()))
+    save(f"codes_c{c}_{N}", out)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=["exact", "random", "approx", "codes"])
+    ap.add_argument("size", type=int, help="N (exact, random, approx) or channels c (codes)")
+    ap.add_argument("--n", type=int, default=None, help="codes: first N molecules only")
+    ap.add_argument("--index", default="hnsw", choices=["flat", "ivf", "hnsw"])
+    ap.add_argument("--k-factor", type=int, default=4)
+    ap.add_argument("--queries", type=int, default=2000)
+    ap.add_argument("--efSearch", type=int, default=128)
+    ap.add_argument("--nprobe", type=int, default=16)
+    ap.add_argument("--memory-budget", type=int, default=1 << 30)
+    ap.add_argument("--cache", default=os.environ.get("INVLATENT_KNN_CACHE", "/tmp/invlatent-knn-bench"))
+    args = ap.parse_args(argv)
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    if args.what in ("exact", "random"):
+        run_exact("clustered" if args.what == "exact" else "random", args.size, cache, args.memory_budget)
+    elif args.what == "approx":
+        opts = {"efSearch": args.efSearch} if args.index == "hnsw" else ({"nprobe": args.nprobe} if args.index == "ivf" else {})
+        run_approx(args.size, cache, args.index, args.k_factor, args.queries, opts)
+    else:
+        run_codes(args.size, cache, args.n)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
