@@ -77,6 +77,9 @@ def _code_cells(text: str) -> list[str]:
     cells = []
     for body in _CELL.findall(text):
         lines = body.splitlines()
+        if lines and lines[0].strip() == "---":          # MyST cell options as a YAML block
+            end = next((i for i, ln in enumerate(lines[1:], 1) if ln.strip() == "---"), 0)
+            lines = lines[end + 1:]
         while lines and lines[0].startswith(":"):       # MyST cell options (:tags: ...)
             lines.pop(0)
         # IPython magics and shell escapes are not Python: blank them, keep line numbers

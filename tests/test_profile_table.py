@@ -24,14 +24,17 @@ def _calls_by_regex(path: Path) -> list[dict[str, str]]:
         r"by_profile\(\s*smoke=(?P<smoke>[^,()\[\]]+),\s*cpu=(?P<cpu>[^,()\[\]]+),\s*gpu=(?P<gpu>[^,()\[\]]+)\)", code)]
 
 
+PAGE = ROOT / "book" / "appendix" / "profiles.md"
+
+
 def _intro_table(monkeypatch) -> str:
-    """Run the intro page's code cell (from the book folder, as the build does); return what it glues."""
+    """Run the Profiles page's code cell (from its folder, as the build does); return what it glues."""
     import myst_nb
 
     glued = {}
     monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: glued.__setitem__(name, value))
-    monkeypatch.chdir(ROOT / "book")
-    (code,) = [c for c in CELL.findall((ROOT / "book" / "intro.md").read_text())]
+    monkeypatch.chdir(PAGE.parent)
+    (code,) = [c for c in CELL.findall(PAGE.read_text())]
     code = "\n".join(l for l in code.splitlines() if not l.startswith(":"))
     exec(compile(code, "intro.md", "exec"), {})
     return glued["profile_table"].data
@@ -41,8 +44,11 @@ def test_intro_table_is_every_toc_chapter_in_order(monkeypatch):
     shown = _intro_table(monkeypatch)
     scaled = [p for p in toc.chapters() if "by_profile(" in "\n".join(CELL.findall(p.read_text()))]
     assert scaled, "no chapter scales with the profile"
-    assert shown == profile_table_markdown(scaled), "the intro's table is not the toc's chapters, in toc order"
-    assert "{glue:md} profile_table" in (ROOT / "book" / "intro.md").read_text()
+    # one narrow table per chapter (a single wide one scrolls sideways at 1280 px)
+    want = "\n\n".join(profile_table_markdown([p]) for p in scaled)
+    assert shown == want, "the Profiles page's tables are not the toc's chapters, in toc order"
+    assert "{glue:md} profile_table" in PAGE.read_text()
+    assert "book/appendix/profiles" in (ROOT / "_toc.yml").read_text()
 
 
 def test_table_rows_are_the_chapters_calls():
@@ -87,3 +93,12 @@ def test_bad_by_profile_call_is_refused(tmp_path):
         profile_table([ch])
     ch.write_text("# X\n```{code-cell} ipython3\n:tags: [hide-input]\n%time n = 1\nf(k=by_profile(smoke=1, cpu=2, gpu=3))\n```\n")
     assert profile_table([ch]) == [{"chapter": "X", "setting": "f(…) k", "smoke": "1", "cpu": "2", "gpu": "3"}]
+
+
+def test_yaml_cell_options_are_skipped(tmp_path):
+    """A cell whose options are a YAML block (e.g. a fold label) is still read as Python."""
+    ch = tmp_path / "ch.md"
+    ch.write_text("# Y\n```{code-cell} ipython3\n---\ntags: [hide-input]\nmystnb:\n"
+                  "  code_prompt_show: \"Checks of the claims above\"\n---\n"
+                  "n = by_profile(smoke=1, cpu=2, gpu=3)\n```\n")
+    assert profile_table([ch]) == [{"chapter": "Y", "setting": "n", "smoke": "1", "cpu": "2", "gpu": "3"}]
