@@ -64,3 +64,28 @@ def test_has_math_ignores_code():
     assert check_browser.has_math("Text $x$ here.\n")
     assert check_browser.has_math("$$\nd = 1\n$$\n")
     assert not check_browser.has_math("```{code-cell} ipython3\nprint('$x$')\n```\nplain `$a$`\n")
+
+
+@needs_browser
+def test_wide_tables_outputs_and_folded_code_fail(tmp_path):
+    """Every pre, table and cell output is measured, folded cells included; narrow ones pass."""
+    wide_row = "".join(f"<td>column{k}_with_a_long_unbreakable_value</td>" for k in range(12))
+    page = _page(tmp_path, "wide.html",
+                 "<div style='width:600px'>"
+                 "<table><tr><td>narrow</td><td>table</td></tr></table>"
+                 "<div class='cell_output'><pre>short output</pre></div>"
+                 f"<div class='cell_output'><div class='output'><table><tr>{wide_row}</tr>"
+                 "</table></div></div>"
+                 "<pre style='overflow:auto'>printed = " + "2" * 300 + "</pre>"
+                 "<details><summary>Show code cell source</summary><div class='cell_input'>"
+                 "<pre style='overflow:auto'>folded = " + "3" * 300 + "</pre></div></details>"
+                 "</div>")
+    found = check_browser.problems(check_browser.inspect(BROWSER, page), expect_math=False)
+    assert any(f.startswith("table scrolls sideways") and "column0" in f for f in found), found
+    assert any(f.startswith("preformatted text scrolls sideways") and "printed = 222" in f
+               for f in found), found
+    assert any(f.startswith("code cell scrolls sideways") and "folded = 333" in f
+               for f in found), found
+    assert not any("narrow" in f or "short output" in f for f in found), found
+    # the wide table is reported once, not again as the output that holds it
+    assert sum("column0" in f for f in found) == 1, found

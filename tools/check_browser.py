@@ -16,8 +16,11 @@ the page and MathJax to finish, and asserts that
   output elements (``mjx-container``), none of them a MathJax error, and no raw ``$$``,
   ``\\(`` or ``\\[`` is left in the visible text (code blocks excluded);
 * every ``<img>`` has loaded: ``complete`` and ``naturalWidth > 0``;
-* no code cell scrolls sideways in a 1280 px wide window (its ``<pre>`` is no wider than its
-  box; ``_static/invlatent.css`` and ``tools/check_code_width.py`` make 88 characters fit).
+* nothing scrolls sideways in a 1280 px wide window: no ``<pre>`` (code cells, printed output),
+  no ``<table>`` and no cell output is wider than its box (``scrollWidth > clientWidth``) or
+  than its parent's box. Folded cells (``hide-input``) are unfolded first, so their content is
+  measured too. ``_static/invlatent.css`` and ``tools/check_code_width.py`` make 88 characters
+  of code fit.
 
 No Python driver is needed: a copy of each page with a small script appended is opened with
 ``chromium --headless --dump-dom --virtual-time-budget``; the script writes its findings into
@@ -62,11 +65,32 @@ PROBE = r"""
       var k = text.indexOf(d);
       if (k >= 0) raw.push(text.substr(Math.max(0, k - 30), 70).replace(/\s+/g, " "));
     });
-    var wide = Array.prototype.slice.call(document.querySelectorAll("div.cell_input pre"))
-        .filter(function (p) { return p.scrollWidth > p.clientWidth + 1; })
-        .map(function (p) { return p.textContent.split("\n")[0].slice(0, 60); });
+    // unfold every folded cell (hide-input, hide-output) so that its content is measured too
+    document.querySelectorAll("details").forEach(function (d) { d.open = true; });
+    function overflows(el) {
+      // content scrolls inside the element, or the element is wider than its parent's box
+      var parent = el.parentElement;
+      return el.scrollWidth > el.clientWidth + 1 ||
+             (parent && parent.clientWidth > 0 && el.offsetWidth > parent.clientWidth + 1);
+    }
+    function snippet(el) {
+      return (el.textContent || "").trim().split("\n")[0].slice(0, 60);
+    }
+    var wide = [], flagged = [];
+    function check(selector, kind) {
+      Array.prototype.slice.call(document.querySelectorAll(selector)).forEach(function (el) {
+        if (el.id === "__MARK__" || flagged.indexOf(el) >= 0) return;
+        if (flagged.some(function (f) { return el.contains(f); })) return;  // inner one reported
+        if (!overflows(el)) return;
+        flagged.push(el);
+        wide.push({kind: el.closest("div.cell_input") ? "code" : kind, text: snippet(el)});
+      });
+    }
+    check("pre", "pre");
+    check("table", "table");
+    check("div.cell_output, div.cell_output > *, div.cell_output .output", "output");
     var out = {
-      wide_code: wide,
+      wide: wide,
       math: document.querySelectorAll("mjx-container").length,
       math_errors: document.querySelectorAll("mjx-merror, [data-mjx-error]").length,
       mathjax: !!(window.MathJax && window.MathJax.startup),
@@ -163,8 +187,11 @@ def problems(report: dict, expect_math: bool) -> list[str]:
         out.append(f"raw math delimiter in the visible text: ...{snippet}...")
     for src in report["broken_images"]:
         out.append(f"image not loaded (naturalWidth 0): {src[:80]}")
-    for first_line in report.get("wide_code", []):
-        out.append(f"code cell scrolls sideways at 1280 px: {first_line}")
+    names = {"code": "code cell", "pre": "preformatted text", "table": "table",
+             "output": "cell output"}
+    for item in report.get("wide", []):
+        out.append(f"{names.get(item['kind'], item['kind'])} scrolls sideways at 1280 px: "
+                   f"{item['text']}")
     return out
 
 

@@ -186,8 +186,11 @@ def equivariant_targets(pos: torch.Tensor, charge: torch.Tensor, mask: torch.Ten
 
     charge = _check_cloud(pos, charge, mask)
     y1 = o3.spherical_harmonics(1, pos, normalize=False, normalization="norm")
-    y2 = o3.spherical_harmonics(2, pos, normalize=False, normalization="norm") * math.sqrt(6.0)
-    return torch.cat([torch.einsum("bn,bnk->bk", charge, y1), torch.einsum("bn,bnk->bk", charge, y2)], dim=-1)
+    y2 = o3.spherical_harmonics(2, pos, normalize=False, normalization="norm")
+    y2 = y2 * math.sqrt(6.0)
+    dipole = torch.einsum("bn,bnk->bk", charge, y1)
+    quadrupole = torch.einsum("bn,bnk->bk", charge, y2)
+    return torch.cat([dipole, quadrupole], dim=-1)
 
 
 # --------------------------------------------------------------------------------------

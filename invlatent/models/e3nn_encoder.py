@@ -109,12 +109,15 @@ class _Interaction(nn.Module):
     def forward(self, h, edge_src, edge_dst, edge_sh, edge_emb):
         # invariant edge weights: radial basis x neighbour scalars -> (E, c)
         w = self.radial(edge_emb) * self.embed(h[:, : self.scalar_dim])[edge_src]
-        dens = _scatter_sum(w.unsqueeze(-1) * edge_sh.unsqueeze(1), edge_dst, h.shape[0])  # (N, c, (lmax+1)^2)
+        # (N, c, (lmax+1)^2): the neighbours' spherical harmonics, weighted and summed
+        dens = _scatter_sum(w.unsqueeze(-1) * edge_sh.unsqueeze(1), edge_dst, h.shape[0])
         dens = dens / math.sqrt(self.num_neighbors)
         # to e3nn layout: for each l, the c copies of its 2l+1 components
-        parts = [dens[:, :, l * l:(l + 1) * (l + 1)].reshape(h.shape[0], -1) for l in range(self.lmax + 1)]
+        parts = [dens[:, :, l * l:(l + 1) * (l + 1)].reshape(h.shape[0], -1)
+                 for l in range(self.lmax + 1)]
         a = torch.cat(parts, dim=1)
-        return self.gate(self.self_interaction(h) + self.density_linear(a) + self.tp(h, a))
+        mixed = self.self_interaction(h) + self.density_linear(a) + self.tp(h, a)
+        return self.gate(mixed)
 
 
 class E3NNEncoder(nn.Module):

@@ -203,9 +203,11 @@ class GroupConv(_RotatedFilters):
         self.register_buffer("roll_index", (r[None, :] - r[:, None]) % N, persistent=False)
 
     def filter_bank(self) -> torch.Tensor:
-        """The ``conv2d`` weight ``(C_out * N, C_in * N, k, k)``, ordered (channel, rotation)."""
+        """The ``conv2d`` weight ``(C_out * N, C_in * N, k, k)``, ordered (channel,
+        rotation)."""
         M = self.rotations.to(self.weight.dtype)
-        w = (self.weight * self.support.to(self.weight.dtype))[:, :, self.roll_index]  # (o, i, r, s, q)
+        support = self.support.to(self.weight.dtype)
+        w = (self.weight * support)[:, :, self.roll_index]  # (o, i, r, s, q)
         bank = torch.einsum("rpq,oirsq->orisp", M, w)
         k, N = self.kernel_size, self.N
         return bank.reshape(self.out_channels * N, self.in_channels * N, k, k)
