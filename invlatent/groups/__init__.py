@@ -50,6 +50,7 @@ __all__ = [
 
 # issue 29 (ownlib): input actions on graph inputs and the product group S_n x G
 from .._pyg_actions import PermuteNodes, RotatePositions  # noqa: E402
+from ._product import Product  # noqa: E402
 
-__all__ += ["RotatePositions", "PermuteNodes"]
+__all__ += ["RotatePositions", "PermuteNodes", "Product"]
 # end issue 29 (ownlib)

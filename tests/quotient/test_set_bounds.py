@@ -1,0 +1,218 @@
+"""Quotient bounds for S_n x SO(3) on sets of irreps, against brute force.
+
+Brute force (independent of the library's search): every permutation of the atoms, and for each a
+multi-start optimisation over Euler angles with e3nn's own ``Irreps.D_from_angles`` (not the
+library's Cartesian Wigner blocks, not Kabsch). For ``lmax <= 1`` a second brute force is exact:
+every permutation with the textbook SVD solution of the rotation fit.
+"""
+
+import itertools
+import math
+
+import pytest
+import torch
+from e3nn import o3
+
+from invlatent._irreps import float64_default
+from invlatent.groups import O3, SO3, Permutation, Product
+from invlatent.quotient import set_quotient_bounds
+
+IRREPS = o3.Irreps("2x0e + 2x1o + 1x2e")   # d = 13, with an l = 2 channel
+IRREPS1 = o3.Irreps("1x0e + 3x1o")          # lmax = 1: the rotation fit is exact
+
+
+def act_sets(irreps, perm, R, z):
+    """(sigma, R) on (B, n, d) through e3nn's D_from_matrix (independent of the library)."""
+    with float64_default():  # e3nn builds its constants in the default dtype
+        D = irreps.D_from_matrix(R)  # (B, d, d)
+    return torch.einsum("bij,bnj->bni", D, z.gather(1, perm.unsqueeze(-1).expand_as(z)))
+
+
+def random_pairs(irreps, n, count, seed, near=None):
+    g = torch.Generator().manual_seed(seed)
+    z1 = torch.randn(count, n, irreps.dim, generator=g, dtype=torch.float64)
+    if near is None:
+        return z1, torch.randn(count, n, irreps.dim, generator=g, dtype=torch.float64)
+    perm = torch.rand(count, n, generator=g).argsort(1)
+    R = o3.rand_matrix(count, generator=g, dtype=torch.float64) if "generator" in o3.rand_matrix.__code__.co_varnames \
+        else SO3(irreps).sample(count, generator=g)
+    z2 = act_sets(irreps, perm, R, z1) + near * torch.randn(count, n, irreps.dim, generator=g, dtype=torch.float64)
+    return z1, z2
+
+
+def brute_force(irreps, a, b, starts=8, seed=0, polish=12):
+    """min over all n! permutations x rotations, one pair a, b (n, d).
+
+    For each permutation the cost is const - 2 sum_l <M_l, D^l(R)>, R from a quaternion and
+    D^l(R) = Y^l(R V) Y^l(V)^+ from e3nn's spherical harmonics on 16 fixed directions V (the defining
+    property Y(Rv) = D(R) Y(v)); ``starts`` random starts, Adam to find the basins, L-BFGS to polish.
+    """
+    n, d = a.shape
+    perms = torch.tensor(list(itertools.permutations(range(n))))
+    P = len(perms)
+    bs = b[perms]  # (P, n, d)
+    const = a.square().sum() + bs.square().sum((1, 2))  # (P,)
+    M, scal = {}, torch.zeros(P, dtype=torch.float64)
+    for (mul, ir), sl in zip(irreps, irreps.slices()):
+        A = a[:, sl].reshape(n, mul, ir.dim)
+        Bp = bs[:, :, sl].reshape(P, n, mul, ir.dim)
+        if ir.l == 0:
+            scal = scal + torch.einsum("nma,pnma->p", A, Bp)
+        else:
+            M[ir.l] = M.get(ir.l, 0) + torch.einsum("nma,pnmb->pab", A, Bp)
+    M = {l: m.repeat_interleave(starts, 0) for l, m in M.items()}
+    const, scal = const.repeat_interleave(starts), scal.repeat_interleave(starts)
+    g = torch.Generator().manual_seed(seed)
+    V = torch.randn(16, 3, generator=g, dtype=torch.float64)
+    pinv = {l: torch.linalg.pinv(o3.spherical_harmonics(l, V, normalize=True)) for l in M}
+    q = torch.randn(P * starts, 4, generator=g, dtype=torch.float64).requires_grad_(True)
+
+    def cost(q, idx=slice(None)):
+        R = o3.quaternion_to_matrix(q / q.norm(dim=1, keepdim=True))
+        RV = V @ R.transpose(1, 2)  # (k, 16, 3)
+        inner = scal[idx]
+        for l, m in M.items():
+            D = (pinv[l] @ o3.spherical_harmonics(l, RV, normalize=True)).transpose(1, 2)  # Y(RV)^T = D Y(V)^T
+            inner = inner + (m[idx] * D).sum((1, 2))
+        return const[idx] - 2 * inner
+
+    opt = torch.optim.Adam([q], lr=0.05)
+    for _ in range(60):
+        opt.zero_grad()
+        cost(q).sum().backward()
+        opt.step()
+    with torch.no_grad():
+        found = cost(q)
+    best = float(found.min())
+    for i in found.argsort()[:polish].tolist():  # polish the best basins one by one (own line search each)
+        qi = q[i:i + 1].detach().clone().requires_grad_(True)
+        lbfgs = torch.optim.LBFGS([qi], lr=1, max_iter=100, tolerance_grad=1e-15, tolerance_change=1e-18,
+                                  line_search_fn="strong_wolfe")
+
+        def closure():
+            lbfgs.zero_grad()
+            c = cost(qi, slice(i, i + 1)).sum()
+            c.backward()
+            return c
+
+        lbfgs.step(closure)
+        with torch.no_grad():
+            best = min(best, float(cost(qi, slice(i, i + 1))))
+    return max(best, 0.0) ** 0.5
+
+
+def brute_force_l1(irreps, a, b):
+    """Exact for lmax <= 1: every permutation, then the SVD rotation fit of the l = 1 vectors (xyz basis)."""
+    from e3nn.o3 import Irreps
+
+    R0 = SO3("1o").sample(1, generator=torch.Generator().manual_seed(0))[0]
+    with float64_default():  # e3nn 0.6 lays l = 1 out as (x, y, z): D^1(R) = R (checked, not assumed)
+        assert torch.allclose(Irreps("1o").D_from_matrix(R0), R0, atol=1e-12)
+    n, d = a.shape
+    best = float("inf")
+    for perm in itertools.permutations(range(n)):
+        bp = b[list(perm)]
+        cands = []
+        for sign in (1.0,):
+            # the SVD solution of max_R sum_k <a_k, R b_k>, applied through e3nn's D_from_matrix
+            vecs_a = torch.cat([a[:, sl].reshape(n, -1, 3) for (mul, ir), sl in zip(irreps, irreps.slices()) if ir.l == 1], 1)
+            vecs_b = torch.cat([bp[:, sl].reshape(n, -1, 3) for (mul, ir), sl in zip(irreps, irreps.slices()) if ir.l == 1], 1)
+            A, Bv = vecs_a.reshape(-1, 3), vecs_b.reshape(-1, 3)
+            U, S, Vh = torch.linalg.svd(A.T @ Bv)
+            dd = torch.sign(torch.det(U @ Vh))
+            R = U @ torch.diag(torch.tensor([1.0, 1.0, float(dd)], dtype=torch.float64)) @ Vh
+            with float64_default():
+                D = irreps.D_from_matrix(R)
+            cands.append(float((a - bp @ D.T).square().sum()))
+        best = min(best, *cands)
+    return best ** 0.5
+
+
+@pytest.mark.parametrize("irreps,kind", [(IRREPS, "random"), (IRREPS, "near"), (IRREPS1, "random"), (IRREPS1, "near")])
+def test_bounds_bracket_brute_force(irreps, kind, record_property):
+    lowers, uppers, brutes = [], [], []
+    for n in (2, 3, 4, 5):
+        z1, z2 = random_pairs(irreps, n, 3, seed=10 * n + (kind == "near"), near=0.05 if kind == "near" else None)
+        lo, up = set_quotient_bounds(z1, z2, irreps)
+        for i in range(z1.shape[0]):
+            bf = brute_force_l1(irreps, z1[i], z2[i]) if irreps.lmax <= 1 else brute_force(irreps, z1[i], z2[i])
+            lowers.append(float(lo[i]))
+            uppers.append(float(up[i]))
+            brutes.append(bf)
+    lo, up, bf = (torch.tensor(v, dtype=torch.float64) for v in (lowers, uppers, brutes))
+    tol = 1e-7 * (1 + bf)  # brute force: L-BFGS-polished float64 optimum; the bounds are float64 sums
+    assert bool((lo <= bf + tol).all()), (lo - bf).max()
+    assert bool((bf <= up + tol).all()), (bf - up).max()
+    found = float((up <= bf + 1e-6 * (1 + bf)).double().mean())  # the search found the optimum
+    meet = float(((up - lo) <= 1e-6 * up.clamp_min(1e-300)).double().mean())
+    if kind == "near":  # close to an orbit the search starts in the right basin: it finds the optimum
+        assert found == 1.0
+    record_property("upper_is_optimal", found)
+    record_property("bounds_meet_rate", meet)
+    print(f"\n{irreps} {kind}: {len(bf)} sets; upper = brute force on {found:.0%}; lower = upper (1e-6 rel) "
+          f"on {meet:.0%}; median lower/brute {float((lo / bf).median()):.3f}")
+
+
+def test_exact_orbits_give_zero_and_bounds_meet():
+    z1, z2 = random_pairs(IRREPS, 6, 8, seed=3, near=0.0)
+    lo, up = set_quotient_bounds(z1, z2, IRREPS)
+    scale = z1.flatten(1).norm(dim=1)
+    assert bool((up <= 1e-9 * scale).all()) and bool((lo <= up).all())
+
+
+def test_masks_zero_padding_and_padding_content_is_ignored(gen):
+    z1, z2 = random_pairs(IRREPS, 5, 4, seed=4)
+    mask = torch.tensor([[True] * 5, [True] * 4 + [False], [True] * 3 + [False] * 2, [True, False, True, True, False]])
+    lo, up = set_quotient_bounds(z1, z2, IRREPS, mask, mask)
+    zero1, zero2 = z1 * mask[..., None], z2 * mask[..., None]
+    lo0, up0 = set_quotient_bounds(zero1, zero2, IRREPS)
+    torch.testing.assert_close(lo, lo0)
+    torch.testing.assert_close(up, up0)
+    junk = z1 + 100.0 * (~mask)[..., None]
+    lo2, up2 = set_quotient_bounds(junk, z2, IRREPS, mask, mask)
+    torch.testing.assert_close(lo2, lo0)
+    torch.testing.assert_close(up2, up0)
+
+
+def test_o3_bounds_merge_mirror_images():
+    z1, _ = random_pairs(IRREPS, 4, 4, seed=5)
+    inv = O3(IRREPS).act(-torch.eye(3, dtype=torch.float64).expand(16, 3, 3), z1.reshape(16, -1)).reshape(z1.shape)
+    lo, up = set_quotient_bounds(z1, inv, O3(IRREPS))
+    assert bool((up <= 1e-9 * z1.flatten(1).norm(dim=1)).all())
+    lo_s, up_s = set_quotient_bounds(z1, inv, SO3(IRREPS))
+    assert bool((up_s > 1e-3).all())  # random sets are chiral: not merged by rotations alone
+    assert bool((lo_s <= up_s).all())
+
+
+def test_product_quotient_distance_is_the_upper_bound():
+    G = Product(Permutation(), SO3(IRREPS))
+    z1, z2 = random_pairs(IRREPS, 4, 5, seed=6)
+    _, up = set_quotient_bounds(z1, z2, IRREPS)
+    torch.testing.assert_close(G.quotient_distance(z1, z2), up)
+    aligned, (sigma, R) = G.align(z1, z2)
+    torch.testing.assert_close((z1 - aligned).flatten(1).norm(dim=1), up)
+    torch.testing.assert_close(aligned, act_sets(IRREPS, sigma, R, z2))
+    D = G.pairwise_quotient_distance(z1, None)
+    assert D.shape == (5, 5) and float(D.diagonal().abs().max()) == 0.0
+
+
+def test_bad_inputs():
+    z = torch.zeros(2, 3, IRREPS.dim, dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"z1 has 12 features per atom but irreps"):
+        set_quotient_bounds(z[..., :12], z[..., :12], IRREPS)
+    with pytest.raises(ValueError, match=r"z1 must have 3 dimensions"):
+        set_quotient_bounds(z[0], z[0], IRREPS)
+    with pytest.raises(ValueError, match="same shape"):
+        set_quotient_bounds(z, z[:1], IRREPS)
+    with pytest.raises(ValueError, match=r"mask1 must have shape \(B, n\)"):
+        set_quotient_bounds(z, z, IRREPS, torch.ones(2, 4, dtype=torch.bool))
+    with pytest.raises(TypeError, match="mask1 must have dtype torch.bool"):
+        set_quotient_bounds(z, z, IRREPS, torch.ones(2, 3))
+    nan = z.clone()
+    nan[0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="z2 contains NaN"):
+        set_quotient_bounds(z, nan, IRREPS)
+    with pytest.raises(ValueError, match="starts must be a positive int"):
+        set_quotient_bounds(z, z, IRREPS, starts=0)
+    with pytest.raises(TypeError, match="generator must be"):
+        set_quotient_bounds(z, z, IRREPS, generator="seed")
