@@ -81,3 +81,11 @@ for _old, _new in {"sort": _sort, "align": _align, "maxfilter": _maxfilter, "rey
                    "spectral": _spectral, "irreps": _irrep_invariants}.items():
     _sys.modules[f"{__name__}.{_old}"] = _new
 del _sys, _old, _new
+
+# issue 29 (ownlib): invariant projections of sets of irreps under S_n x SO(3)
+from ._set_irreps import (GramInvariants, PooledCompleteInvariants, PooledIrrepNorms, PooledScalars,  # noqa: E402
+                          gram_invariants, pooled_complete_invariants, pooled_irrep_norms, pooled_scalars)
+
+__all__ += ["pooled_scalars", "PooledScalars", "pooled_irrep_norms", "PooledIrrepNorms",
+            "pooled_complete_invariants", "PooledCompleteInvariants", "gram_invariants", "GramInvariants"]
+# end issue 29 (ownlib)
