@@ -145,7 +145,7 @@ def _sort_embedding(Z64: torch.Tensor) -> torch.Tensor:
 
 
 def _sq_dist(X: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    """``(N, K)`` squared distances by :math:`|x|^2 + |c|^2 - 2\langle x, c\rangle` (one matmul)."""
+    r"""``(N, K)`` squared distances by :math:`|x|^2 + |c|^2 - 2\langle x, c\rangle` (one matmul)."""
     return torch.addmm(X.square().sum(1, keepdim=True), X, centres.T, alpha=-2.0).add_(centres.square().sum(1))
 
 
@@ -174,7 +174,7 @@ def _radii(E: torch.Tensor, labels: torch.Tensor, K: int):
 
 
 def _clusters(E: torch.Tensor, leaf: int, splits: int = 8):
-    """Clusters of the sort embedding: labels ``(N,)``, centres ``(K, n c)`` and radii ``(K,)``
+    r"""Clusters of the sort embedding: labels ``(N,)``, centres ``(K, n c)`` and radii ``(K,)``
     (float64, the largest member distance, enlarged by a round-off margin that also covers the
     matmul form of :func:`_sq_dist`).
 
