@@ -121,15 +121,14 @@ from .rotations import rot90, rotate
 __all__ += ["ImageRotation", "rot90", "rotate", "Group"]
 # --- end images ---
 
-# --- old module paths (kept for one release; see CHANGELOG.md) ---
-import sys as _sys
+# --- old module paths (kept for one release, each with a DeprecationWarning; see CHANGELOG.md) ---
+from . import _deprecated
 
-from . import probes as _probes
-from . import projections as _projections
+_deprecated.install()
 
-for _old, _new in {"diagnostics": _probes._diagnostics, "orbits": _probes._orbits, "sklearn": _probes._sklearn,
-                   "chem": _probes._chem, "frames": _projections._frames, "relative": _projections._relative,
-                   "streaming": _projections._streaming}.items():
-    _sys.modules[f"{__name__}.{_old}"] = _new
-    globals()[_old] = _new
-del _sys, _old, _new, _probes, _projections
+
+def __getattr__(name: str):
+    """Old module paths as attributes (``invlatent.diagnostics``), with a ``DeprecationWarning``."""
+    if f"{__name__}.{name}" in _deprecated.MOVED:
+        return _deprecated.warn_moved(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,7 +8,7 @@ import torch
 
 from .._fft_correlation import cyclic_argmax_inner, cyclic_max_inner, use_fft
 from .._validation import check_positive_int, check_tensor
-from .base import Group, check_batch_size, check_generator
+from .base import Group, check_batch_size, check_generator, exact_small_distances
 
 __all__ = ["Cyclic", "CyclicFourier"]
 
@@ -122,19 +122,20 @@ class Cyclic(Group):
         return best, (-g) % self.N
 
     def align_to_template(self, z: torch.Tensor, template: torch.Tensor) -> torch.Tensor:
-        """Shift every ``z_b`` by the ``s`` maximizing :math:`\langle w, s\cdot z_b\rangle` (:meth:`argmax_inner`)."""
+        r"""Shift every ``z_b`` by the ``s`` maximizing :math:`\langle w, s\cdot z_b\rangle` (:meth:`argmax_inner`)."""
         w = template.to(dtype=z.dtype, device=z.device).unsqueeze(0)
         _, s = self.argmax_inner(z, w)
         return self.act(s[:, 0], z)
 
     def pairwise_quotient_distance(self, Z1: torch.Tensor, Z2: torch.Tensor | None,
                                    chunk_size: int = 4096) -> torch.Tensor:
-        """All pairs; the max inner product over shifts by the real DFT above the crossover."""
+        """All pairs; the max inner product over shifts by the real DFT above the crossover, the
+        small distances recomputed by direct differences (:func:`~invlatent.groups.base.exact_small_distances`)."""
         Zb = Z1 if Z2 is None else Z2
         if Z1.is_floating_point() and use_fft(self.N, math.prod(Z1.shape[1:-1]), Zb.shape[0]):
             best = cyclic_max_inner(Z1, Zb, method="fft")
             sq = Z1.flatten(1).square().sum(1, keepdim=True) + Zb.flatten(1).square().sum(1).unsqueeze(0) - 2 * best
-            return sq.clamp_min(0).sqrt()
+            return exact_small_distances(sq, Z1, Z2, self.quotient_distance, chunk_size)
         return super().pairwise_quotient_distance(Z1, Z2, chunk_size)
 
 

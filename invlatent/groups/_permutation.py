@@ -9,7 +9,7 @@ import torch
 
 from .._validation import check_mask, check_positive_int, check_tensor
 from ..quotient._assignment import MAX_EXACT_DP_NODES, _assignment_value, _batched_assignment, _scipy_assignment
-from .base import Group, check_batch_size, check_generator, pairwise_by_pairs
+from .base import Group, check_batch_size, check_generator, exact_small_distances, pairwise_by_pairs
 
 __all__ = ["Permutation", "LazyPermutations"]
 
@@ -191,10 +191,14 @@ class Permutation(Group):
         return (z1 - aligned).flatten(1).norm(dim=1)
 
     def pairwise_quotient_distance(self, Z1, Z2, chunk_size: int = 4096) -> torch.Tensor:
-        """Sorted codes and one ``cdist`` for ``c = 1``; all pairs in chunks otherwise."""
+        """Sorted codes and one matmul for ``c = 1``, the small distances recomputed by the direct
+        difference of sorted codes (:func:`~invlatent.groups.base.exact_small_distances`); all pairs
+        in chunks otherwise."""
         if Z1.shape[-1] == 1:
             s1 = _sorted(Z1).flatten(1)
-            return torch.cdist(s1, s1 if Z2 is None else _sorted(Z2).flatten(1))
+            s2 = s1 if Z2 is None else _sorted(Z2).flatten(1)
+            sq = s1.square().sum(1, keepdim=True) + s2.square().sum(1) - 2 * (s1 @ s2.T)
+            return exact_small_distances(sq, Z1, Z2, self.quotient_distance, chunk_size)
         return pairwise_by_pairs(self.quotient_distance, Z1, Z2, chunk_size)
 
     def knn(self, Z: torch.Tensor, k: int, *, mask: torch.Tensor | None = None, block_size: int = 256,

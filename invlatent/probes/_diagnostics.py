@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 
 from .._validation import check_positive_int, check_tensor
-from ..groups.base import check_group
+from ..groups.base import check_group, check_group_latent
 
 __all__ = ["invariance_error", "equivariance_error", "ambiguity_index", "retention", "distance_correlation", "knn_agreement"]
 
@@ -62,7 +62,7 @@ def invariance_error(fn: Callable, z: torch.Tensor, group, n_elements: int = 4, 
     if not callable(fn):
         raise TypeError(f"fn must be callable (a projection), got {type(fn).__name__}")
     check_group(group)
-    group.check_latent(z, "z")
+    check_group_latent(group, z, "z")
     check_positive_int(n_elements, "n_elements")
     gen = _gen(generator)
     with torch.no_grad():
@@ -190,7 +190,7 @@ def ambiguity_index(z: torch.Tensor, group, fn: Callable | None = None, n_elemen
     (0.8, 0.0)
     """
     check_group(group)
-    group.check_latent(z, "z")
+    check_group_latent(group, z, "z")
     if z.shape[0] < 2:
         raise ValueError(f"z must hold at least 2 latents to compare objects, got batch size {z.shape[0]}")
     check_positive_int(n_elements, "n_elements")
@@ -224,9 +224,17 @@ def _check_dist_matrix(D: torch.Tensor, name: str) -> torch.Tensor:
 def distance_correlation(D1: torch.Tensor, D2: torch.Tensor) -> float:
     r"""Distance correlation (Székely et al.) of two samples given by their distance matrices.
 
-    Double-centre :math:`A = HD_1H`, :math:`B = HD_2H` and return
-    :math:`\langle A,B\rangle / \sqrt{\langle A,A\rangle\langle B,B\rangle}` (in :math:`[0,1]`;
-    1 when one distance is a multiple of the other) :cite:`szekely2007measuring`.
+    Double-centre :math:`A = HD_1H`, :math:`B = HD_2H` (:math:`H = I - \tfrac1n 11^\top`) and return
+    Székely's distance correlation, the square root of the normalised distance covariance
+    :cite:`szekely2007measuring`:
+
+    .. math::
+
+        \operatorname{dCor} = \sqrt{\frac{\langle A,B\rangle}{\sqrt{\langle A,A\rangle\langle B,B\rangle}}}
+
+    in :math:`[0,1]`; 1 when one distance is a multiple of the other, 0 for independent
+    samples in the limit. (:math:`\langle A,B\rangle/\sqrt{\langle A,A\rangle\langle B,B\rangle}`
+    alone is :math:`\operatorname{dCor}^2`.) ``D1`` and ``D2`` are ``(n, n)`` distance matrices.
 
     Example
     -------
@@ -234,6 +242,8 @@ def distance_correlation(D1: torch.Tensor, D2: torch.Tensor) -> float:
     >>> D = torch.cdist(torch.arange(5.0)[:, None], torch.arange(5.0)[:, None])
     >>> round(distance_correlation(D, 3 * D), 6)
     1.0
+    >>> round(distance_correlation(D, D ** 2), 3)     # dCor; its square would be 0.943
+    0.971
     """
     _check_dist_matrix(D1, "D1")
     _check_dist_matrix(D2, "D2")

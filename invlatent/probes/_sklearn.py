@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from ..groups.base import check_group
+from ..groups.base import check_group, check_group_latent
 from .._validation import describe
 
 __all__ = ["InvariantProjector"]
@@ -103,7 +103,7 @@ class InvariantProjector(TransformerMixin, BaseEstimator):
         if self.method not in _METHODS:
             raise ValueError(f"method must be one of {', '.join(_METHODS)}, got {describe(self.method)}")
         X = self._as_tensor(X)
-        self.group.check_latent(X, "X")
+        check_group_latent(self.group, X, "X")
         builders = {
             "max_filter": lambda: MaxFilter(self.group, self.latent_shape, n_out, seed=self.seed),
             "reynolds": lambda: ReynoldsProjection(self.group, self.latent_shape, n_out, seed=self.seed),

@@ -74,13 +74,15 @@ __all__ = [
     "Chunked",
 ]
 
-# Old module paths (``invlatent.projections.sort`` ...) keep working for one release.
-import sys as _sys
+# Old module paths (``invlatent.projections.sort`` ...) keep working for one release, with a
+# DeprecationWarning (invlatent._deprecated).
+from .. import _deprecated as _dep
 
-for _old, _new in {"sort": _sort, "align": _align, "maxfilter": _maxfilter, "reynolds": _reynolds,
-                   "spectral": _spectral, "irreps": _irrep_invariants}.items():
-    _sys.modules[f"{__name__}.{_old}"] = _new
-del _sys, _old, _new
+
+def __getattr__(name: str):
+    if f"{__name__}.{name}" in _dep.MOVED:
+        return _dep.warn_moved(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # issue 29 (ownlib): invariant projections of sets of irreps under S_n x SO(3)
 from ._set_irreps import (GramInvariants, PooledCompleteInvariants, PooledIrrepNorms, PooledScalars,  # noqa: E402

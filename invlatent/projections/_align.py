@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .._validation import check_tensor
-from ..groups.base import check_group, template_alignment
+from ..groups.base import check_group, check_group_latent, template_alignment
 from ._common import check_batch_latent, check_latent_shape, check_seed, group_first, random_templates
 
 __all__ = ["align_to_template", "AlignToTemplate"]
@@ -48,7 +48,7 @@ def align_to_template(z: torch.Tensor, group, template: torch.Tensor) -> torch.T
     """
     group, template = group_first(group, template, "align_to_template", "template")
     check_group(group)
-    group.check_latent(z, "z")
+    check_group_latent(group, z, "z")
     check_tensor(template, "template", expected="latent_shape (no batch axis)")
     if template.shape != z.shape[1:]:
         raise ValueError(

@@ -7,6 +7,7 @@ import warnings
 import torch
 
 from .._validation import check_positive_int, describe
+from ..groups.base import check_group_latent
 
 
 def check_latent_shape(latent_shape, name: str = "latent_shape") -> tuple[int, ...]:
@@ -33,7 +34,7 @@ def random_templates(shape: tuple[int, ...], seed: int, normalize: bool = True) 
 
 
 def check_batch_latent(z, group, latent_shape, name: str = "z") -> torch.Tensor:
-    group.check_latent(z, name)
+    check_group_latent(group, z, name)
     if tuple(z.shape[1:]) != tuple(latent_shape):
         raise ValueError(
             f"{name} must have shape (B, {', '.join(map(str, latent_shape))}) as the module was built "

@@ -417,13 +417,14 @@ def approx_quotient_distance(z1: torch.Tensor, z2: torch.Tensor, group, *, steps
     True
     """
     from ..groups._rotation import rotation_group
+    from ..groups.base import check_group_latent
 
     if proper is not None:
         warnings.warn("proper= is deprecated: pass SO3(irreps) (proper) or O3(irreps)", DeprecationWarning,
                       stacklevel=2)
     group = rotation_group(group, "SO3" if proper in (None, True) else "O3", stacklevel=3)
-    group.check_latent(z1, "z1")
-    group.check_latent(z2, "z2")
+    check_group_latent(group, z1, "z1")
+    check_group_latent(group, z2, "z2")
     if z1.shape != z2.shape:
         raise ValueError(f"z1 and z2 must have the same shape, got {tuple(z1.shape)} and {tuple(z2.shape)}")
     return group.quotient_distance(z1, z2, steps=steps, lr=lr).detach()

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .._validation import check_positive_int, check_tensor
-from ..groups.base import check_group
+from ..groups.base import check_group, check_group_latent
 from ._common import check_batch_latent, check_latent_shape, check_seed, group_first, random_templates, renamed_count
 
 __all__ = ["max_filter", "MaxFilter"]
@@ -52,7 +52,7 @@ def max_filter(z: torch.Tensor, group, templates: torch.Tensor, *, template_orbi
     """
     group, templates = group_first(group, templates, "max_filter", "templates")
     check_group(group, finite=True)
-    group.check_latent(z, "z")
+    check_group_latent(group, z, "z")
     check_tensor(templates, "templates", expected="(T, *latent_shape)")
     if templates.shape[1:] != z.shape[1:]:
         raise ValueError(
@@ -110,7 +110,7 @@ class MaxFilter(nn.Module):
         self.n_out = check_positive_int(renamed_count(n_out, n_templates, "n_templates"), "n_out")
         self.seed = check_seed(seed)
         w = random_templates((self.n_out, *self.latent_shape), self.seed)
-        group.check_latent(w, "templates (from latent_shape)")
+        check_group_latent(group, w, "templates (from latent_shape)")
         self.register_buffer("templates", w)
         self.register_buffer("template_orbit", group.template_orbit(w), persistent=False)
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from .._validation import check_positive_int, check_tensor
-from ..groups.base import check_group
+from ..groups.base import check_group, check_group_latent
 from ._common import check_batch_latent, check_latent_shape, check_seed, group_first, random_templates
 
 __all__ = ["reynolds_projection", "ReynoldsProjection"]
@@ -48,7 +48,7 @@ def reynolds_projection(z: torch.Tensor, group, weight: torch.Tensor) -> torch.T
     """
     group, weight = group_first(group, weight, "reynolds_projection", "weight")
     check_group(group)
-    group.check_latent(z, "z")
+    check_group_latent(group, z, "z")
     D = z[0].numel()
     check_tensor(weight, "weight", ndim=2, expected=f"(k, {D})")
     if weight.shape[1] != D:

@@ -95,7 +95,7 @@ _NETWORK_BLOCK = 8192
 
 @lru_cache(maxsize=32)
 def _comparators(n: int) -> tuple[tuple[int, int], ...]:
-    """Batcher's odd-even merge sorting network on the next power of two ``>= n``, without the
+    r"""Batcher's odd-even merge sorting network on the next power of two ``>= n``, without the
     comparators that touch a position ``>= n``: padded with :math:`+\infty`, those positions keep
     their values through every comparator, so the pruned network sorts ``n`` values."""
     size = 1 << max(0, (n - 1).bit_length())
