@@ -207,7 +207,8 @@ class Permutation(Group):
         """Exact quotient k-NN pruned by Chamfer and dual lower bounds (:mod:`invlatent.quotient._knn`),
         within ``memory_budget`` bytes of working memory (default 1 GiB); padded slots of ``mask``
         count as zero nodes. Complex latents: all pairs, block by block."""
-        from ..quotient._knn import knn_by_blocks, knn_permutation
+        from .._blockwise import knn_by_blocks
+        from ..quotient._knn import knn_permutation
 
         if mask is not None:
             check_mask(mask, Z, z_name="Z")

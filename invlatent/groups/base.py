@@ -227,7 +227,7 @@ class Group:
         """Exact ``k`` nearest neighbours in the quotient (``(N, k)`` distances and indices, ties by
         index), from :meth:`pairwise_quotient_distance` one block of rows at a time. Groups with a
         faster exact search (:class:`~invlatent.groups.Permutation`) override it."""
-        from ..quotient._knn import knn_by_blocks
+        from .._blockwise import knn_by_blocks
 
         if mask is not None:
             raise ValueError(f"mask is only defined for node-set groups (Permutation), got group {self!r}")
