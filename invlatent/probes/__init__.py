@@ -59,7 +59,8 @@ __all__ += [
 ]
 
 # issue 29 (ownlib): latent capture and the equivariance audit
+from ._audit import equivariance_audit, plot_equivariance_audit  # noqa: E402
 from ._capture import LatentCapture, capture_latents  # noqa: E402
 
-__all__ += ["capture_latents", "LatentCapture"]
+__all__ += ["capture_latents", "LatentCapture", "equivariance_audit", "plot_equivariance_audit"]
 # end issue 29 (ownlib)

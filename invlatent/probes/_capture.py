@@ -124,6 +124,8 @@ class LatentCapture:
     ----------
     latents : dict[str, Tensor]
         ``{layer: output}`` in the order of ``layers``, detached copies.
+    order : list[str]
+        The layers in the order they fired (their depth along the forward pass).
 
     Raises
     ------
@@ -160,6 +162,7 @@ class LatentCapture:
             raise TypeError(f"grad must be a bool, got {type(grad).__name__}")
         self.model, self.stop, self.grad = model, stop, grad
         self.latents: dict[str, torch.Tensor] = {}
+        self.order: list[str] = []
         self._handles: list = []
         self._grad_ctx = None
 
@@ -168,12 +171,13 @@ class LatentCapture:
             if name in self.latents:  # a shared module: keep its first call
                 return
             self.latents[name] = _read(output, self.select, name)
+            self.order.append(name)
             if self.stop and len(self.latents) == len(self.layers):
                 raise _StopForward
         return hook
 
     def __enter__(self) -> "LatentCapture":
-        self.latents = {}
+        self.latents, self.order = {}, []
         self._handles = [m.register_forward_hook(self._hook(n)) for n, m in self._modules.items()]
         self._grad_ctx = torch.enable_grad() if self.grad else torch.no_grad()
         self._grad_ctx.__enter__()
