@@ -94,6 +94,11 @@ class RotatePositions:
         Further 3-vector fields ``(m, 3)`` that rotate with the positions (e.g. precomputed
         edge vectors, forces, a dipole). Fields not listed are left alone, so a model that
         reads an unlisted vector field will (rightly) look non-equivariant.
+    improper : bool
+        Sample from :math:`O(3)` instead (a Haar rotation times :math:`\pm I`, as
+        :meth:`invlatent.groups.O3.sample`): audit against :class:`~invlatent.groups.O3` latent
+        groups to test how the layers transform under reflections (parity). ``act`` applies any
+        ``(B, 3, 3)`` matrices it is given.
 
     An element is a batch of rotation matrices ``(B, 3, 3)``: ``B = 1`` rotates the whole input;
     ``B = num_graphs`` rotates graph ``k`` (nodes with ``batch == k``) by ``R[k]`` (node-level
@@ -110,25 +115,27 @@ class RotatePositions:
     True
     """
 
-    def __init__(self, key: str = "pos", vector_keys=()):
+    def __init__(self, key: str = "pos", vector_keys=(), improper: bool = False):
         if not isinstance(key, str):
             raise TypeError(f"key must be a str, got {type(key).__name__}")
         if isinstance(vector_keys, str) or not all(isinstance(k, str) for k in vector_keys):
             raise TypeError(f"vector_keys must be a sequence of str, got {describe(vector_keys)}")
-        self.key, self.vector_keys = key, tuple(vector_keys)
+        if not isinstance(improper, bool):
+            raise TypeError(f"improper must be a bool, got {type(improper).__name__}")
+        self.key, self.vector_keys, self.improper = key, tuple(vector_keys), improper
 
     def __repr__(self) -> str:
         extra = f", vector_keys={self.vector_keys}" if self.vector_keys else ""
+        extra += ", improper=True" if self.improper else ""
         return f"RotatePositions(key={self.key!r}{extra})"
 
     def sample(self, B: int, generator: torch.Generator | None = None, device=None, dtype=torch.float64,
                data=None) -> torch.Tensor:
-        """``B`` Haar-random rotations ``(B, 3, 3)`` (``data`` is accepted for a common signature and unused)."""
-        from .groups._rotation import _random_rotation
+        """``B`` Haar-random rotations ``(B, 3, 3)`` (elements of O(3) if ``improper``); ``data`` is
+        accepted for a common signature and unused."""
+        from .groups._rotation import O3, SO3
 
-        check_batch_size(B)
-        check_generator(generator)
-        return _random_rotation(B, generator, dtype, device)
+        return (O3 if self.improper else SO3)("1o").sample(B, generator=generator, device=device, dtype=dtype)
 
     def act(self, R: torch.Tensor, data):
         """A shallow copy of ``data`` with ``data[key]`` and every ``vector_keys`` field rotated."""

@@ -33,6 +33,16 @@ def test_rotation_rotates_positions_and_listed_vectors_only():
     assert not torch.equal(out.pos, data.pos) and data.pos.dtype == torch.float64  # the input is untouched
 
 
+def test_improper_elements_for_parity_audits():
+    act = RotatePositions(improper=True)
+    R = act.sample(64, generator=torch.Generator().manual_seed(5))
+    det = torch.linalg.det(R)
+    assert torch.allclose(det.abs(), torch.ones_like(det)) and (det < 0).any() and (det > 0).any()
+    data = batch()
+    out = act.act(-torch.eye(3, dtype=torch.float64)[None], data)
+    torch.testing.assert_close(out.pos, -data.pos)
+
+
 def test_per_graph_rotations():
     data = batch()
     act = RotatePositions()

@@ -127,3 +127,20 @@ def test_bad_inputs():
         equivariance_audit(m, data, ["lin1"], RotatePositions(), ROT["gate"])
     with pytest.raises(ValueError, match="df must be the DataFrame"):
         plot_equivariance_audit({"layer": []})
+
+
+def test_parity_audit_with_reflections():
+    from e3nn import o3
+
+    from invlatent.groups import O3
+
+    m = model()
+    data = toy.random_batch()
+    right = {n: O3(toy.LATENT_IRREPS.get(n, toy.GATE)) for n in LAYERS}
+    df = equivariance_audit(m, data, LAYERS, RotatePositions(improper=True), right, n_elements=6)
+    assert df["equivariant"].all(), df
+    # mislabelled parity (1o called 1e, 2e called 2o): reflections expose it from the first layer on
+    wrong = {n: O3(o3.Irreps([(mul, (ir.l, ir.p * (-1) ** (ir.l > 0))) for mul, ir in g.irreps]))
+             for n, g in right.items()}
+    bad = equivariance_audit(m, data, LAYERS, RotatePositions(improper=True), wrong, n_elements=6)
+    assert not bad["equivariant"].any(), bad
