@@ -38,6 +38,8 @@ True
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
@@ -157,6 +159,8 @@ def embed_2d(features, method: str = "t-SNE", *, seed: int = 0,
             from sklearn.manifold import TSNE
 
             return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(f)
-        import umap
+        with warnings.catch_warnings():  # umap imports tqdm.auto, which warns without ipywidgets
+            warnings.filterwarnings("ignore", message="IProgress not found")
+            import umap
 
         return umap.UMAP(n_neighbors=n_neighbors, random_state=seed, n_jobs=1).fit_transform(f)
