@@ -236,9 +236,13 @@ def turn(x: torch.Tensor, k: int | torch.Tensor, N: int) -> torch.Tensor:
     return rotate(x, (k.to(torch.float64) * (360.0 / N)).to(x.dtype))
 
 
-def __getattr__(name):  # ImageRotation moved to invlatent.groups (kept importable from here)
+def __getattr__(name):  # ImageRotation moved to invlatent.groups (kept importable from here for one release)
     if name == "ImageRotation":
-        from .groups import ImageRotation
+        import warnings
 
+        from .groups._image import ImageRotation
+
+        warnings.warn("invlatent.rotations.ImageRotation is deprecated: use invlatent.ImageRotation "
+                      "(invlatent.groups.ImageRotation)", DeprecationWarning, stacklevel=2)
         return ImageRotation
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

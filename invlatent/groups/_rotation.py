@@ -6,8 +6,8 @@ import warnings
 
 import torch
 
-from .._irreps import apply_rotation, check_irreps_latent, float64_default, l1_blocks, parse_irreps
-from ..quotient._kabsch import kabsch, l1_basis
+from .._irreps import apply_rotation, check_irreps_latent, float64_default, parse_irreps
+from ..quotient._rotation_search import kabsch_align, rotation_search
 from .base import Group, check_batch_size, check_generator
 from .._validation import describe
 
@@ -127,9 +127,7 @@ class SO3(Group):
         """
         if self.irreps.lmax <= 1:
             return super().quotient_distance(z1, z2)
-        from ..projections._frames import _rotation_search  # frames are built on the groups: import late
-
-        return _rotation_search(z1, z2, self.irreps, not self._with_inversion, steps, lr)
+        return rotation_search(z1, z2, self.irreps, not self._with_inversion, steps, lr)
 
     def align(self, z1: torch.Tensor, z2: torch.Tensor):
         """``(aligned, g)`` by Kabsch on the ``l = 1`` copies (exact for ``lmax <= 1``)."""
@@ -139,23 +137,7 @@ class SO3(Group):
                 f"(Kabsch); got lmax={self.irreps.lmax}. quotient_distance gives an upper bound "
                 "(a Kabsch-initialised search); complete_invariants and irrep_norms are exact invariants."
             )
-        P = l1_basis().to(z1.device)
-        B = z1.shape[0]
-        signs = (1.0, -1.0) if self._with_inversion else (1.0,)
-        candidates = []
-        for s in signs:
-            inv = (s * torch.eye(3, dtype=torch.float64, device=z1.device)).expand(B, 3, 3)
-            z2s = self._act(inv, z2) if s < 0 else z2
-            D = kabsch(l1_blocks(z1, self.irreps).double(), l1_blocks(z2s, self.irreps).double())
-            g = s * (P.T @ D @ P)  # rotation in xyz coordinates, times the inversion if s < 0
-            candidates.append((self._act(g, z2), g))
-        if len(candidates) == 1:
-            return candidates[0]
-        d = torch.stack([(a - z1).square().sum(-1) for a, _ in candidates])  # (2, B)
-        k = d.argmin(dim=0)
-        g = torch.where(k.view(-1, 1, 1) == 0, candidates[0][1], candidates[1][1])
-        aligned = torch.where(k.view(-1, 1) == 0, candidates[0][0], candidates[1][0])
-        return aligned, g
+        return kabsch_align(z1, z2, self.irreps, self._with_inversion)
 
 
 class O3(SO3):

@@ -44,18 +44,20 @@ True
 
 from __future__ import annotations
 
-import itertools
 import warnings
-from functools import lru_cache
 
 import torch
 from torch import nn
 
 from .._irreps import apply_rotation as _apply_rotation
 from .._irreps import check_irreps_latent as _check_latent
-from .._irreps import l1_blocks, wigner_blocks
+from .._irreps import wigner_blocks
 from .._irreps import parse_irreps as _irreps
 from .._validation import check_mask, check_tensor
+from ..groups._rotation import rotation_group
+from ..groups.base import check_group_latent
+from ..quotient._rotation_search import (_frame_set, _latent_frame, _pca_frame, _sign, _vectors,  # noqa: F401
+                                         _weights)
 
 __all__ = [
     "pca_frame",
@@ -90,31 +92,6 @@ def _moments(points, mask, weights):
     return _weights(points, mask, weights)
 
 
-def _weights(points, mask=None, weights=None):
-    """:func:`_moments` without input checks."""
-    w = points.new_ones(points.shape[:2])
-    if weights is not None:
-        w = weights.to(points.dtype)
-    if mask is not None:
-        w = w * mask.to(points.dtype)
-    wsum = w.sum(1, keepdim=True).clamp_min(torch.finfo(points.dtype).tiny)
-    return w / wsum
-
-
-def _sign(x: torch.Tensor) -> torch.Tensor:
-    return torch.where(x < 0, -torch.ones_like(x), torch.ones_like(x))
-
-
-def _sorted_axes(points, w, center: bool):
-    """Eigenvectors (B, 3, 3) as rows, by decreasing eigenvalue, of the weighted second moment."""
-    if center:
-        points = points - (w.unsqueeze(-1) * points).sum(1, keepdim=True)
-    cov = torch.einsum("bn,bni,bnj->bij", w, points, points)
-    _, vec = torch.linalg.eigh(cov)  # ascending
-    axes = vec.flip(-1).transpose(1, 2)  # rows e_1, e_2, e_3 by decreasing eigenvalue
-    return axes, points
-
-
 def pca_frame(points: torch.Tensor, mask: torch.Tensor | None = None, weights: torch.Tensor | None = None, *,
               proper: bool = True, center: bool = True) -> torch.Tensor:
     r"""Canonical PCA frame of each point cloud, signs fixed by third moments.
@@ -146,25 +123,6 @@ def pca_frame(points: torch.Tensor, mask: torch.Tensor | None = None, weights: t
     return _pca_frame(points, _moments(points, mask, weights), proper, center)
 
 
-def _pca_frame(points: torch.Tensor, w: torch.Tensor, proper: bool, center: bool) -> torch.Tensor:
-    """:func:`pca_frame` of checked input, from the normalised weights ``w`` (:func:`_moments`)."""
-    axes, centred = _sorted_axes(points, w, center)
-    proj = torch.einsum("bki,bni->bnk", axes, centred)  # (B, n, 3)
-    third = (w.unsqueeze(-1) * proj.pow(3)).sum(1)  # (B, 3)
-    s = _sign(third)
-    axes = axes * s.unsqueeze(-1)
-    if proper:
-        e3 = torch.linalg.cross(axes[:, 0], axes[:, 1])
-        axes = torch.stack([axes[:, 0], axes[:, 1], e3], dim=1)
-    return axes
-
-
-@lru_cache(maxsize=None)
-def _sign_patterns(proper: bool) -> torch.Tensor:
-    pats = [p for p in itertools.product((1.0, -1.0), repeat=3) if not proper or p[0] * p[1] * p[2] > 0]
-    return torch.tensor(pats, dtype=torch.float64)
-
-
 def frame_set(points: torch.Tensor, mask: torch.Tensor | None = None, weights: torch.Tensor | None = None, *,
               proper: bool = True, center: bool = True) -> torch.Tensor:
     r"""The PCA frame set of Puny et al.: all sign choices of the principal axes.
@@ -182,23 +140,6 @@ def frame_set(points: torch.Tensor, mask: torch.Tensor | None = None, weights: t
     (torch.Size([2, 4, 3, 3]), True)
     """
     return _frame_set(points, _moments(points, mask, weights), proper, center)
-
-
-def _frame_set(points: torch.Tensor, w: torch.Tensor, proper: bool, center: bool) -> torch.Tensor:
-    """:func:`frame_set` of checked input, from the normalised weights ``w`` (:func:`_moments`)."""
-    axes, _ = _sorted_axes(points, w, center)
-    det = torch.linalg.det(axes)
-    axes = torch.cat([axes[:, :2], axes[:, 2:] * _sign(det)[:, None, None]], dim=1)  # det = +1
-    s = _sign_patterns(proper).to(device=points.device, dtype=points.dtype)  # (K, 3)
-    return s[None, :, :, None] * axes[:, None]
-
-
-def _vectors(z, irreps):
-    """The l = 1 copies of z as (B, m, 3); at least one is needed for a frame."""
-    v = l1_blocks(z, irreps)
-    if v.shape[1] == 0:
-        raise ValueError(f"irreps must contain l = 1 vectors to define a latent frame, got {irreps}")
-    return v
 
 
 def latent_frame(z: torch.Tensor, irreps, *, proper: bool = True) -> torch.Tensor:
@@ -222,12 +163,6 @@ def latent_frame(z: torch.Tensor, irreps, *, proper: bool = True) -> torch.Tenso
     irreps = _irreps(irreps)
     _check_latent(z, irreps)
     return _latent_frame(z, irreps, proper)
-
-
-def _latent_frame(z: torch.Tensor, irreps, proper: bool) -> torch.Tensor:
-    """:func:`latent_frame` without the checks of ``z`` (``irreps`` parsed)."""
-    V = _vectors(z, irreps)
-    return _pca_frame(V, _weights(V), proper, center=False)
 
 
 def apply_rotation(z: torch.Tensor, irreps, R: torch.Tensor) -> torch.Tensor:
@@ -331,55 +266,6 @@ class LatentFrameCanonicalization(nn.Module):
         return _apply_rotation(z, self.irreps, _latent_frame(z, self.irreps, self.proper))
 
 
-def _skew(w):
-    O = torch.zeros_like(w[..., 0])
-    return torch.stack([torch.stack([O, -w[..., 2], w[..., 1]], -1),
-                        torch.stack([w[..., 2], O, -w[..., 0]], -1),
-                        torch.stack([-w[..., 1], w[..., 0], O], -1)], -2)
-
-
-def _kabsch_candidate(a, b, irreps, proper):
-    """The exact optimum for the ``l <= 1`` part (the group's Kabsch ``align``)."""
-    from ..groups import O3, SO3
-
-    keep = [(mul, ir) for mul, ir in irreps if ir.l <= 1]
-    idx = torch.cat([torch.arange(sl.start, sl.stop) for (mul, ir), sl in zip(irreps, irreps.slices()) if ir.l <= 1])
-    _, g = (SO3 if proper else O3)(keep).align(a[:, idx], b[:, idx])
-    return g.to(a.dtype)
-
-
-def _rotation_search(z1: torch.Tensor, z2: torch.Tensor, irreps, proper: bool, steps: int, lr: float) -> torch.Tensor:
-    """The Kabsch-initialised search of :func:`approx_quotient_distance` on valid input: ``(P,)``, detached,
-    in ``z1``'s dtype. Called by :meth:`invlatent.groups.SO3.quotient_distance` for ``lmax >= 2``."""
-    a, b = z1.detach().double(), z2.detach().double()
-    P = a.shape[0]
-    F1 = _latent_frame(a, irreps, proper=True)
-    V2 = _vectors(b, irreps)
-    F2s = _frame_set(V2, _weights(V2), proper, center=False)  # (P, K, 3, 3)
-    cand = F1.transpose(1, 2).unsqueeze(1) @ F2s  # (P, K, 3, 3): R with F1 R ~ F2
-    eye = torch.eye(3, dtype=a.dtype).expand(P, 1, 3, 3)
-    cand = torch.cat([cand, eye, _kabsch_candidate(a, b, irreps, proper).unsqueeze(1)], dim=1)
-    d = (_apply_rotation(b, irreps, cand) - a.unsqueeze(1)).norm(dim=-1)  # (P, K+1)
-    best = d.argmin(1)
-    R0 = cand[torch.arange(P), best]
-    # a tiny seeded offset keeps R away from e3nn's Euler-angle singularity at the identity
-    w0 = 1e-3 * torch.randn(P, 3, generator=torch.Generator().manual_seed(0), dtype=a.dtype)
-    w = w0.clone().requires_grad_(True)
-    opt = torch.optim.Adam([w], lr=lr)
-    dist = d.min(1).values
-    with torch.enable_grad():  # the search needs autograd even when the caller is in no_grad mode
-        for _ in range(steps):
-            R = R0 @ torch.linalg.matrix_exp(_skew(w))
-            cur = (_apply_rotation(b, irreps, R) - a).norm(dim=-1)
-            ok = torch.isfinite(cur.detach())
-            dist = torch.where(ok, torch.minimum(dist, cur.detach()), dist)
-            opt.zero_grad()
-            cur[ok].sum().backward()
-            w.grad.nan_to_num_(0.0, 0.0, 0.0)
-            opt.step()
-    return dist.to(z1.dtype)
-
-
 def approx_quotient_distance(z1: torch.Tensor, z2: torch.Tensor, group, *, steps: int = 30, lr: float = 0.05,
                              proper: bool | None = None) -> torch.Tensor:
     r"""Upper bound on :math:`\min_{R} \lVert z_1 - D(R) z_2\rVert` for irreps with any ``lmax``.
@@ -416,9 +302,6 @@ def approx_quotient_distance(z1: torch.Tensor, z2: torch.Tensor, group, *, steps
     >>> bool(approx_quotient_distance(z, zR, G).max() < 1e-3)
     True
     """
-    from ..groups._rotation import rotation_group
-    from ..groups.base import check_group_latent
-
     if proper is not None:
         warnings.warn("proper= is deprecated: pass SO3(irreps) (proper) or O3(irreps)", DeprecationWarning,
                       stacklevel=2)

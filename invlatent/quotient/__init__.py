@@ -7,7 +7,9 @@ r"""The quotient metric :math:`d([z],[z']) = \min_g \lVert z - \rho(g) z'\rVert`
 * :mod:`._knn` -- :func:`quotient_knn`, exact k nearest neighbours (pruned by lower bounds for
   :math:`S_n`), through the group's ``knn``;
 * :mod:`._batched_assignment` -- the CPU batch of assignment problems (lapx when installed, else scipy);
-* :mod:`._kabsch` -- orthogonal Procrustes, used by :class:`~invlatent.groups.SO3`/:class:`~invlatent.groups.O3`.
+* :mod:`._kabsch` -- orthogonal Procrustes, used by :class:`~invlatent.groups.SO3`/:class:`~invlatent.groups.O3`;
+* :mod:`._rotation_search` -- the Kabsch-initialised rotation search (upper bound for ``lmax >= 2``)
+  and the unchecked PCA-frame kernels it starts from.
 
 The solver modules import nothing from the rest of the package, so the groups can use them
 without an import circle.
