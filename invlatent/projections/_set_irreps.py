@@ -42,6 +42,8 @@ Example
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 from torch import nn
 
@@ -191,6 +193,66 @@ def pooled_irrep_norms(z: torch.Tensor, irreps, mask: torch.Tensor | None = None
     return _per_atom_pooled(z, mask, pool, lambda rows: irrep_norms(rows, ir, squared=squared))
 
 
+@lru_cache(maxsize=16)
+def _square_plan(irreps_str: str, proper: bool):
+    """How to compute ``complete_invariants(.., degree=2)`` as scaled inner products of copies, or ``None``.
+
+    e3nn's ``TensorSquare(irreps, filter_ir_out=0e(, 0o))`` outputs, per instruction, the inner
+    products :math:`\langle x_u, x_v\rangle` of copies (all pairs of two different irreps, the pairs
+    ``u < v`` and the squares ``u = u`` within one) times a constant. The same numbers come from
+    batched inner products at a fraction of the cost. The plan is read from e3nn's instruction list
+    and its constants are fitted against ``TensorSquare`` on random float64 rows, then **verified**
+    on other rows; if anything differs (another e3nn version), ``None``: use e3nn.
+    """
+    from e3nn import o3
+
+    try:
+        from e3nn.o3._tensor_product._sub import _square_instructions_full
+    except ImportError:  # pragma: no cover - another e3nn layout
+        return None
+    from ..groups._rotation import O3, SO3
+
+    irreps_in = o3.Irreps(irreps_str).simplify()
+    filt = [o3.Irrep("0e")] + ([o3.Irrep("0o")] if proper else [])
+    try:
+        _, instr = _square_instructions_full(irreps_in, filt, "component")
+    except Exception:  # pragma: no cover
+        return None
+    instr = [(i1, i2, mode) for i1, i2, _, mode, _, _ in sorted(instr, key=lambda t: t[2])]
+    group = (SO3 if proper else O3)(irreps_str)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, irreps_in.dim, generator=g, dtype=torch.float64)
+    ref = complete_invariants(x, group)
+    raw = _square_raw(x.unsqueeze(1), irreps_in, instr, None).squeeze(1)
+    if raw.shape != ref.shape or bool((raw[0] == 0).any()):
+        return None
+    scale = ref[0] / raw[0]
+    err = float((raw[1:] * scale - ref[1:]).abs().max() / ref[1:].abs().max())
+    if not err <= 1e-12:
+        return None
+    return irreps_in, instr, scale
+
+
+def _square_raw(z, irreps_in, instr, mask, pooled: bool = False):
+    """Inner products of copies per atom ``(B, n, k)``, or summed over atoms ``(B, k)`` if ``pooled``."""
+    blocks = [z[..., sl].reshape(*z.shape[:2], mul, ir.dim) for (mul, ir), sl in zip(irreps_in, irreps_in.slices())]
+    eq = "bnum,bnvm->buv" if pooled else "bnum,bnvm->bnuv"
+    out = []
+    for i1, i2, mode in instr:
+        if mode == "uuu":
+            sq = blocks[i1].square().sum(-1)
+            out.append(sq.sum(1) if pooled else sq)
+            continue
+        G = torch.einsum(eq, blocks[i1], blocks[i2])
+        if mode == "uvuv":
+            out.append(G.flatten(-2))
+        else:  # "uvu<v": pairs u < v, row-major
+            m = G.shape[-1]
+            iu, iv = torch.triu_indices(m, m, offset=1, device=G.device)
+            out.append(G[..., iu, iv])
+    return torch.cat(out, dim=-1)
+
+
 def pooled_complete_invariants(z: torch.Tensor, group, mask: torch.Tensor | None = None, pool: str = "sum",
                                degree: int = 2) -> torch.Tensor:
     r"""Every per-atom quadratic (``degree=3``: and cubic) invariant (:func:`~invlatent.complete_invariants`), pooled.
@@ -203,7 +265,9 @@ def pooled_complete_invariants(z: torch.Tensor, group, mask: torch.Tensor | None
     orientation of one atom to another (each atom is rotated independently: a set of atoms each
     rotated by its own :math:`R_i` is merged with the original); plus what the pooling merges.
     Output size grows quadratically with the multiplicities (``128x0e+64x1e+32x2e``: 10,864 per
-    atom), so prefer ``"sum"``/``"mean"`` for wide irreps.
+    atom), so prefer ``"sum"``/``"mean"`` for wide irreps: with ``degree=2`` they are computed as
+    inner products summed over atoms directly (the same numbers as e3nn's ``TensorSquare`` up to
+    round-off, checked against it when first used), without the per-atom outputs.
 
     Parameters
     ----------
@@ -232,7 +296,19 @@ def pooled_complete_invariants(z: torch.Tensor, group, mask: torch.Tensor | None
     _check_pool(pool)
     if degree not in (2, 3):
         raise ValueError(f"degree must be 2 or 3, got {describe(degree)}")
-    return _per_atom_pooled(z, mask, pool, lambda rows: complete_invariants(rows, group, degree))
+    plan = _square_plan(str(group.irreps), "0o" in group.invariant_irreps) if degree == 2 else None
+    if plan is None:
+        return _per_atom_pooled(z, mask, pool, lambda rows: complete_invariants(rows, group, degree))
+    irreps_in, instr, scale = plan
+    zm = _masked(z, mask)
+    scale = scale.to(device=z.device, dtype=z.dtype)
+    if pool == "sort":
+        return _pool(_square_raw(zm, irreps_in, instr, mask) * scale, mask, pool)
+    total = _square_raw(zm, irreps_in, instr, mask, pooled=True) * scale  # summed over atoms directly
+    if pool == "sum":
+        return total
+    count = z.new_full((z.shape[0], 1), z.shape[1]) if mask is None else mask.sum(1, keepdim=True).to(z)
+    return total / count.clamp_min(1)
 
 
 def _check_parts(parts):

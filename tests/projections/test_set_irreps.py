@@ -163,3 +163,20 @@ def test_bad_inputs():
         PooledScalars(IRREPS)(z.tolist())
     with pytest.raises(ValueError, match="degree must be 2 or 3"):
         PooledCompleteInvariants(SO3(IRREPS), degree=4)
+
+
+@pytest.mark.parametrize("group", [SO3, O3])
+@pytest.mark.parametrize("pool", ["sum", "mean", "sort"])
+def test_fast_complete_invariants_equal_e3nn_tensor_square(group, pool):
+    """The inner-product path of pooled_complete_invariants against e3nn's TensorSquare, atom by atom."""
+    from invlatent.projections import complete_invariants
+    from invlatent.projections._set_irreps import _pool
+
+    irreps = "2x0e + 1x0o + 3x1o + 2x1e + 1x2e + 1x2o"
+    G = group(irreps)
+    z = torch.randn(5, 4, G.irreps.dim, generator=torch.Generator().manual_seed(8), dtype=torch.float64)
+    mask = torch.tensor([[True] * 4, [True, True, False, False], [True, False, True, True], [True] * 4, [False] * 4])
+    zm = z * mask[..., None]
+    per_atom = complete_invariants(zm.reshape(20, -1), G).reshape(5, 4, -1) * mask[..., None]
+    ref = _pool(per_atom, mask, pool)
+    torch.testing.assert_close(pooled_complete_invariants(z, G, mask, pool), ref, rtol=1e-12, atol=1e-12)
