@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Quotient 10-NN at scale (issue 30): exact streaming search vs FAISS with exact re-ranking.
 
-Each run is one command, records one entry of ``benchmarks/results/knn_scale.json`` (time, peak
+Each run is one command, records one entry of ``benchmarks/results/knn/knn_scale.json`` (time, peak
 resident memory of this process, the search's stats, the load average before and after, CPU
 time over wall time) and keeps its neighbour lists under ``--cache`` for the recall of later runs:
 
@@ -42,7 +42,7 @@ sys.path.insert(0, str(HERE))
 import invlatent  # noqa: E402
 from invlatent import Permutation, quotient_knn  # noqa: E402
 
-RESULTS = HERE / "results" / "knn_scale.json"
+RESULTS = HERE / "results" / "knn" / "knn_scale.json"  # a folder of its own: results/*.json are suite runs
 K = 10
 
 
