@@ -35,6 +35,11 @@ centre :math:`\mu_b` and radius :math:`r_b`. The search:
    ``k``-th);
 5. the ``k`` nearest among the solved candidates, ties broken by the smaller index.
 
+Memory: steps 3-5 go through the targets in chunks, keeping a running ``k`` best per query
+(merged with ties by index), and the queries of a cluster in blocks; :func:`plan_memory` sizes
+both from ``memory_budget`` so that the working set stays within it whatever ``N`` is (beyond
+the ``O(N)`` latents, embedding, labels and result).
+
 The clusters only decide how much work is done, never the result. The result is identical to sorting
 the brute-force all-pairs matrix (tested). Exact distances are evaluated in float64 with a fixed
 summation order (channels, then the query's rows), so a pair's value does not depend on which batch
