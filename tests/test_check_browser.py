@@ -77,6 +77,8 @@ def test_wide_tables_outputs_and_folded_code_fail(tmp_path):
                  f"<div class='cell_output'><div class='output'><table><tr>{wide_row}</tr>"
                  "</table></div></div>"
                  "<pre style='overflow:auto'>printed = " + "2" * 300 + "</pre>"
+                 "<div class='cell_output'><div class='output text_html' style='overflow:auto'>"
+                 "<span style='white-space:nowrap'>html = " + "4" * 300 + "</span></div></div>"
                  "<details><summary>Show code cell source</summary><div class='cell_input'>"
                  "<pre style='overflow:auto'>folded = " + "3" * 300 + "</pre></div></details>"
                  "</div>")
@@ -85,6 +87,8 @@ def test_wide_tables_outputs_and_folded_code_fail(tmp_path):
     assert any(f.startswith("preformatted text scrolls sideways") and "printed = 222" in f
                for f in found), found
     assert any(f.startswith("code cell scrolls sideways") and "folded = 333" in f
+               for f in found), found
+    assert any(f.startswith("cell output scrolls sideways") and "html = 444" in f
                for f in found), found
     assert not any("narrow" in f or "short output" in f for f in found), found
     # the wide table is reported once, not again as the output that holds it
