@@ -195,7 +195,7 @@ def pooled_irrep_norms(z: torch.Tensor, irreps, mask: torch.Tensor | None = None
 
 @lru_cache(maxsize=16)
 def _square_plan(irreps_str: str, proper: bool):
-    """How to compute ``complete_invariants(.., degree=2)`` as scaled inner products of copies, or ``None``.
+    r"""How to compute ``complete_invariants(.., degree=2)`` as scaled inner products of copies, or ``None``.
 
     e3nn's ``TensorSquare(irreps, filter_ir_out=0e(, 0o))`` outputs, per instruction, the inner
     products :math:`\langle x_u, x_v\rangle` of copies (all pairs of two different irreps, the pairs

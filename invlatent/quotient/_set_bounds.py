@@ -63,6 +63,8 @@ Example
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 
 from .._irreps import parse_irreps, wigner_blocks
@@ -71,6 +73,9 @@ from ._assignment import _batched_assignment
 from ._kabsch import l1_basis
 
 __all__ = ["set_quotient_bounds"]
+
+#: Largest number of elements of the per-chunk tensors (moments ``n^2 sum_l (2l+1)^2`` per pair and the like).
+_CHUNK_ELEMENTS = 1 << 24
 
 
 def _gen(generator):
@@ -161,20 +166,90 @@ def _rotate(b, irreps, R):
 
 
 def _sq_dist(a, b, irreps, sigma, R):
-    """Exact :math:`\\sum_i \\lVert a_i - D(R) b_{\\sigma(i)}\\rVert^2`, ``(P,)``."""
+    r"""Exact :math:`\sum_i \lVert a_i - D(R) b_{\sigma(i)}\rVert^2` from differences, ``(P,)``."""
     bs = b.gather(1, sigma.unsqueeze(-1).expand_as(b))
     return (a - _rotate(bs, irreps, R)).square().sum((1, 2))
 
 
-def _assign(a, b, irreps, R):
+class _PairMoments:
+    r"""Everything the search needs about a batch of pairs ``(a, b)``, computed once.
+
+    With :math:`K^l_{ij} = \sum_u a^{(l)}_{i,u} {b^{(l)}_{j,u}}^\top` (``(2l+1) x (2l+1)`` per atom
+    pair) and :math:`S_{ij}` the scalar inner products,
+
+    .. math::
+
+        \lVert a_i - D(R) b_j\rVert^2 = \lVert a_i\rVert^2 + \lVert b_j\rVert^2
+        - 2\bigl(S_{ij} + \textstyle\sum_{l\ge 1} \langle K^l_{ij}, D^l(R)\rangle_F\bigr),
+
+    so a cost matrix for a new rotation costs :math:`O(n^2 \sum_l (2l+1)^2)` instead of rotating
+    every atom, and the rotation fit for a matching reads :math:`M_l = \sum_i K^l_{i\sigma(i)}`.
+    """
+
+    def __init__(self, a, b, irreps):
+        self.na = a.square().sum(-1)  # (P, n)
+        self.nb = b.square().sum(-1)
+        scal = [sl for (mul, ir), sl in zip(irreps, irreps.slices()) if ir.l == 0]
+        if scal:
+            sa = torch.cat([a[..., sl] for sl in scal], -1)
+            sb = torch.cat([b[..., sl] for sl in scal], -1)
+            self.S = sa @ sb.transpose(1, 2)
+        else:
+            self.S = a.new_zeros(a.shape[0], a.shape[1], a.shape[1])
+        A, B = _by_l(a, irreps), _by_l(b, irreps)
+        self.K = {l: torch.einsum("pium,pjun->pijmn", A[l], B[l]) for l in A}  # (P, n, n, 2l+1, 2l+1)
+
+    def subset(self, idx):
+        """The moments of the pairs ``idx`` only."""
+        out = _PairMoments.__new__(_PairMoments)
+        out.na, out.nb, out.S = self.na[idx], self.nb[idx], self.S[idx]
+        out.K = {l: K[idx] for l, K in self.K.items()}
+        return out
+
+    def cost(self, R, S_starts: int):
+        """``(P*S, n, n)`` squared distances for rotations ``R`` ``(P*S, 3, 3)`` (``S`` per pair)."""
+        P, n = self.na.shape
+        inner = self.S.unsqueeze(1).expand(P, S_starts, n, n)
+        if self.K:
+            blocks, _ = wigner_blocks(_irreps_of(self.K), R)
+            for l, K in self.K.items():
+                D = blocks[l].to(K.dtype).view(P, S_starts, 2 * l + 1, 2 * l + 1)
+                inner = inner + torch.einsum("pijmn,psmn->psij", K, D)
+        c = self.na.view(P, 1, n, 1) + self.nb.view(P, 1, 1, n) - 2 * inner
+        return c.reshape(P * S_starts, n, n)
+
+    def moments(self, sigma, S_starts: int):
+        r""":math:`M_l = \sum_i K^l_{i\sigma(i)}` for matchings ``sigma`` ``(P*S, n)``."""
+        P, n = self.na.shape
+        sig = sigma.view(P, S_starts, n)
+        p = torch.arange(P, device=sig.device).view(P, 1, 1)
+        i = torch.arange(n, device=sig.device).view(1, 1, n)
+        return {l: K[p, i, sig].sum(2).reshape(P * S_starts, 2 * l + 1, 2 * l + 1) for l, K in self.K.items()}
+
+    def sum_moments(self):
+        r""":math:`\sum_{i,j} K^l_{ij}`: the moments of the atom sums (no matching needed)."""
+        return {l: K.sum((1, 2)) for l, K in self.K.items()}
+
+
+def _irreps_of(K):
+    """An ``Irreps`` with one copy of each degree in ``K`` (what :func:`wigner_blocks` needs)."""
+    return _degrees(tuple(sorted(K)))
+
+
+@lru_cache(maxsize=None)
+def _degrees(ls):
+    from e3nn import o3
+
+    return o3.Irreps([(1, (l, 1)) for l in ls])
+
+
+def _assign(pm: _PairMoments, R, S_starts: int):
     """The optimal matching for fixed ``R`` (costs by the expansion: they only choose ``sigma``)."""
-    Db = _rotate(b, irreps, R)
-    cost = a.square().sum(-1).unsqueeze(2) + Db.square().sum(-1).unsqueeze(1) - 2 * a @ Db.transpose(1, 2)
-    return _batched_assignment(cost.clamp_min(0))[1]
+    return _batched_assignment(pm.cost(R, S_starts).clamp_min(0))[1]
 
 
 def _max_trace_rotation(H):
-    """:math:`\\arg\\max_{R\\in SO(3)} \\langle H, R\\rangle_F` (Kabsch), ``H`` ``(P, 3, 3)``."""
+    r""":math:`\arg\max_{R\in SO(3)} \langle H, R\rangle_F` (Kabsch), ``H`` ``(P, 3, 3)``."""
     U, _, Vh = torch.linalg.svd(H)
     d = torch.sign(torch.linalg.det(U @ Vh))
     d = torch.where(d == 0, torch.ones_like(d), d)
@@ -183,20 +258,13 @@ def _max_trace_rotation(H):
 
 
 def _kabsch_l1(M1):
-    """The rotation maximising :math:`\\langle M_1, D^1(R)\\rangle` (``D^1 = P R P^T`` in e3nn's basis)."""
+    r"""The rotation maximising :math:`\langle M_1, D^1(R)\rangle` (``D^1 = P R P^T`` in e3nn's basis)."""
     P = l1_basis().to(device=M1.device, dtype=M1.dtype)
     return _max_trace_rotation(P.T @ M1 @ P)
 
 
-def _moments(a, b, irreps, sigma):
-    """:math:`M_l = \\sum_{i,u} a^{(l)}_{i,u} b^{(l)\\top}_{\\sigma(i),u}` for every ``l >= 1``."""
-    bs = b.gather(1, sigma.unsqueeze(-1).expand_as(b))
-    A, B = _by_l(a, irreps), _by_l(bs, irreps)
-    return {l: torch.einsum("pnma,pnmb->pab", A[l], B[l]) for l in A}
-
-
-def _objective(M, irreps, R):
-    blocks, _ = wigner_blocks(irreps, R)
+def _objective(M, R):
+    blocks, _ = wigner_blocks(_irreps_of(M), R)
     return sum((M[l] * blocks[l].to(M[l].dtype)).sum((1, 2)) for l in M)
 
 
@@ -207,96 +275,141 @@ def _skew(w):
                         torch.stack([-w[:, 1], w[:, 0], z], -1)], -2)
 
 
-def _refine(M, irreps, R, iters: int):
+def _rodrigues(w):
+    r""":math:`\exp([w]_\times)` for a batch of axis-angle vectors ``w`` ``(P, 3)``."""
+    theta = w.norm(dim=1).view(-1, 1, 1)
+    K = _skew(w)
+    small = theta < 1e-8
+    t = torch.where(small, torch.ones_like(theta), theta)
+    a = torch.where(small, 1 - theta ** 2 / 6, torch.sin(t) / t)
+    b = torch.where(small, 0.5 - theta ** 2 / 24, (1 - torch.cos(t)) / t ** 2)
+    eye = torch.eye(3, dtype=w.dtype, device=w.device).expand_as(K)
+    return eye + a * K + b * (K @ K)
+
+
+@lru_cache(maxsize=None)
+def _generators(l: int) -> torch.Tensor:
+    r"""``(3, 2l+1, 2l+1)``: :math:`L_k = \frac{d}{dt} D^l(\exp(t J_k))|_{t=0}` (central differences, float64)."""
+    h = 1e-6
+    plus, _ = wigner_blocks(_degrees((l,)), _rodrigues(h * torch.eye(3, dtype=torch.float64)))
+    minus, _ = wigner_blocks(_degrees((l,)), _rodrigues(-h * torch.eye(3, dtype=torch.float64)))
+    return (plus[l] - minus[l]) / (2 * h)
+
+
+def _refine(M, R, iters: int):
     r"""Riemannian gradient ascent with backtracking on :math:`f(R) = \sum_l \langle M_l, D^l(R)\rangle`.
 
-    A step is accepted only if it increases ``f`` (so the result is never worse than ``R``);
-    the step size grows by 1.5 after an accepted step and halves after a rejected one.
+    The gradient along :math:`R \exp(t J_k)` is :math:`\sum_l \langle M_l, D^l(R) L^l_k\rangle`
+    (:func:`_generators`). A step is accepted only if it increases ``f`` (so the result is never
+    worse than ``R``); the step size grows by 1.5 after an accepted step and halves after a
+    rejected one.
     """
+    irreps = _irreps_of(M)
+    L = {l: _generators(l).to(device=R.device, dtype=R.dtype) for l in M}
     scale = sum(M[l].flatten(1).norm(dim=1) * (l * (l + 1)) for l in M)
     alpha = 1.0 / scale.clamp_min(torch.finfo(R.dtype).tiny)
-    f = _objective(M, irreps, R)
+    blocks, _ = wigner_blocks(irreps, R)
+    f = sum((M[l] * blocks[l]).sum((1, 2)) for l in M)
     for _ in range(iters):
-        with torch.enable_grad():
-            w = torch.zeros(R.shape[0], 3, dtype=R.dtype, device=R.device, requires_grad=True)
-            val = _objective(M, irreps, R + R @ _skew(w))
-            (g,) = torch.autograd.grad(val.sum(), w)
-        R_new = R @ torch.linalg.matrix_exp(_skew(alpha.unsqueeze(1) * g))
-        f_new = _objective(M, irreps, R_new)
+        g = sum(torch.einsum("pab,pac,kcb->pk", M[l], blocks[l], L[l]) for l in M)  # <M, D L_k>
+        R_new = R @ _rodrigues(alpha.unsqueeze(1) * g)
+        new_blocks, _ = wigner_blocks(irreps, R_new)
+        f_new = sum((M[l] * new_blocks[l]).sum((1, 2)) for l in M)
         ok = f_new > f
         R = torch.where(ok.view(-1, 1, 1), R_new, R)
         f = torch.where(ok, f_new, f)
+        blocks = {l: torch.where(ok.view(-1, 1, 1), new_blocks[l], blocks[l]) for l in M}
         alpha = torch.where(ok, alpha * 1.5, alpha * 0.5)
     return R
 
 
-def _fit_rotation(a, b, irreps, sigma, R, refine_iters: int):
-    """The better of ``R``, the Kabsch rotation on the ``l = 1`` copies, and (``lmax >= 2``) its refinement."""
-    M = _moments(a, b, irreps, sigma)
+def _fit_rotation(M, R, refine_iters: int):
+    """The better of ``R`` and the Kabsch rotation on the ``l = 1`` moments, refined when ``l >= 2`` is present."""
     if not M:  # scalars only: the rotation does not matter
         return R
-    cands = [R]
     if 1 in M:
-        cands.append(_kabsch_l1(M[1]))
-    vals = torch.stack([_objective(M, irreps, c) for c in cands])  # (K, P), larger is better
-    best = vals.argmax(0)
-    R = torch.stack(cands)[best, torch.arange(R.shape[0], device=R.device)]
-    if irreps.lmax >= 2 or 1 not in M:
-        R = _refine(M, irreps, R, refine_iters)
+        cands = torch.stack([R, _kabsch_l1(M[1])])
+        vals = torch.stack([_objective(M, c) for c in cands])  # (2, P), larger is better
+        R = cands[vals.argmax(0), torch.arange(R.shape[0], device=R.device)]
+    if max(M) >= 2 or 1 not in M:
+        R = _refine(M, R, refine_iters)
     return R
 
 
-def _starts(a, b, irreps, sigma_lb, starts: int, gen):
+def _starts(pm: _PairMoments, sigma_lb, starts: int, gen, dtype, device):
     """``(P, S, 3, 3)`` initial rotations: atom-sum Kabsch, identity, Kabsch after the lower bound's matching, random."""
     from ..groups._rotation import _random_rotation
 
-    P = a.shape[0]
+    P = pm.na.shape[0]
     cands = []
-    sums = _by_l(a.sum(1, keepdim=True), irreps), _by_l(b.sum(1, keepdim=True), irreps)
-    if 1 in sums[0]:
-        M1 = torch.einsum("pnma,pnmb->pab", sums[0][1], sums[1][1])
-        cands.append(_kabsch_l1(M1))
-    cands.append(torch.eye(3, dtype=a.dtype, device=a.device).expand(P, 3, 3))
-    if 1 in sums[0]:
-        cands.append(_kabsch_l1(_moments(a, b, irreps, sigma_lb)[1]))
-    cands = cands[:starts]
+    if 1 in pm.K:
+        cands.append(_kabsch_l1(pm.sum_moments()[1]))
+    cands.append(torch.eye(3, dtype=dtype, device=device).expand(P, 3, 3))
+    if 1 in pm.K:
+        cands.append(_kabsch_l1(pm.moments(sigma_lb, 1)[1]))
+    cands = [c.unsqueeze(1) for c in cands[:starts]]
     k = starts - len(cands)
     if k > 0:
-        cands.append(_random_rotation(P * k, gen, a.dtype, a.device).view(P, k, 3, 3))
-    return torch.cat([c.unsqueeze(1) if c.dim() == 3 else c for c in cands], dim=1)
+        cands.append(_random_rotation(P * k, gen, dtype, device).view(P, k, 3, 3))
+    return torch.cat(cands, dim=1)
 
 
-def _upper(a, b, irreps, sigma_lb, starts: int, gen, max_rounds: int = 20, refine_iters: int = 30):
-    """Best ``(sq_value, sigma, R)`` of the alternating search from ``starts`` initial rotations."""
+def _upper(a, b, irreps, sigma_lb, starts: int, gen, max_rounds: int = 20, refine_iters: int = 20):
+    """Best ``(sq_value, sigma, R)`` of the alternating search from ``starts`` initial rotations.
+
+    The search tracks values by the moment expansion (cheap) and keeps working only on the pairs
+    where some start still improved in the last round; the returned value is recomputed from exact
+    differences at the best ``(sigma, R)`` of each pair.
+    """
     P, n, d = a.shape
-    R0 = _starts(a, b, irreps, sigma_lb, starts, gen)  # (P, S, 3, 3)
-    S = R0.shape[1]
-    A = a.repeat_interleave(S, 0)
-    Bz = b.repeat_interleave(S, 0)
-    R = R0.reshape(P * S, 3, 3)
-    best = torch.full((P * S,), float("inf"), dtype=a.dtype, device=a.device)
-    best_sigma = torch.zeros(P * S, n, dtype=torch.long, device=a.device)
+    pm = _PairMoments(a, b, irreps)
+    R = _starts(pm, sigma_lb, starts, gen, a.dtype, a.device).clone()  # (P, S, 3, 3)
+    S = R.shape[1]
+    best = torch.full((P, S), float("inf"), dtype=a.dtype, device=a.device)
+    best_sigma = torch.zeros(P, S, n, dtype=torch.long, device=a.device)
     best_R = R.clone()
+    ar = torch.arange(n, device=a.device)
+    active = torch.arange(P, device=a.device)
     for _ in range(max_rounds):
-        sigma = _assign(A, Bz, irreps, R)
-        R = _fit_rotation(A, Bz, irreps, sigma, R, refine_iters)
-        val = _sq_dist(A, Bz, irreps, sigma, R)
-        improved = val < best * (1 - 1e-12)
-        best_sigma = torch.where(improved.unsqueeze(1), sigma, best_sigma)
-        best_R = torch.where(improved.view(-1, 1, 1), R, best_R)
-        best = torch.where(improved, val, best)
-        if not bool(improved.any()):
+        Pa = active.numel()
+        sub = pm if Pa == P else pm.subset(active)
+        Ra = R[active].reshape(Pa * S, 3, 3)
+        sigma = _assign(sub, Ra, S)
+        M = sub.moments(sigma, S)
+        Ra = _fit_rotation(M, Ra, refine_iters)
+        p_idx = torch.arange(Pa, device=a.device).repeat_interleave(S)
+        scal = sub.S[p_idx.unsqueeze(1), ar.unsqueeze(0), sigma].sum(1)
+        const = (sub.na.sum(1) + sub.nb.sum(1)).repeat_interleave(S)
+        val = (const - 2 * (scal + (_objective(M, Ra) if M else 0.0))).view(Pa, S)
+        old = best[active]
+        improved = val < old - 1e-12 * const.view(Pa, S).abs().clamp_min(1e-300)
+        best[active] = torch.where(improved, val, old)
+        best_sigma[active] = torch.where(improved.unsqueeze(-1), sigma.view(Pa, S, n), best_sigma[active])
+        best_R[active] = torch.where(improved.view(Pa, S, 1, 1), Ra.view(Pa, S, 3, 3), best_R[active])
+        R[active] = Ra.view(Pa, S, 3, 3)
+        active = active[improved.any(1)]
+        if active.numel() == 0:
             break
-    best = best.view(P, S)
     k = best.argmin(1)
-    ar = torch.arange(P, device=a.device)
-    return best[ar, k], best_sigma.view(P, S, n)[ar, k], best_R.view(P, S, 3, 3)[ar, k]
+    pa = torch.arange(P, device=a.device)
+    sigma, R = best_sigma[pa, k], best_R[pa, k]
+    return _sq_dist(a, b, irreps, sigma, R), sigma, R
 
 
 def _search(z1, z2, irreps, proper, mask1, mask2, starts, gen):
     """``(lower, upper, sigma, R)`` on validated input; ``R`` may be improper for O(3)."""
     a = _zero_padding(z1.detach(), mask1).double()
     b = _zero_padding(z2.detach(), mask2).double()
+    n = a.shape[1]
+    # pairs in chunks: the moments K hold n^2 sum_l (2l+1)^2 numbers per pair
+    m2 = max(1, sum((2 * l + 1) ** 2 for l in {ir.l for _, ir in irreps if ir.l >= 1}))
+    per_pair = n * m2 * (n + starts) + 4 * n * irreps.dim
+    step = max(1, _CHUNK_ELEMENTS // per_pair)
+    if a.shape[0] > step:
+        parts = [_search(z1[s:s + step], z2[s:s + step], irreps, proper,
+                         None if mask1 is None else mask1[s:s + step], None if mask2 is None else mask2[s:s + step],
+                         starts, gen) for s in range(0, a.shape[0], step)]
+        return tuple(torch.cat([p[i] for p in parts]) for i in range(4))
     lower, sigma_lb = _lower(a, b, irreps, proper)
     sq, sigma, R = _upper(a, b, irreps, sigma_lb, starts, gen)
     if not proper:  # O(3) = SO(3) x {I, -I}: also search against the inverted set
