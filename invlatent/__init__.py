@@ -89,10 +89,20 @@ __all__ += [
 ]
 # --- end core ---
 
-# --- molecules (issue 4) ---
-from .probes import generation_metrics, graphs_to_smiles, tanimoto, valence_decode
-from .data.qm9 import QM9Graphs, load_qm9, qm9_split
-from .models.graph_vae import GraphVAE, permute_graphs, train_graph_vae
+# --- molecules (issue 4): imported on first use (PEP 562, ``__getattr__`` below); the data and
+# chemistry functions need the 'molecules' extra and say so in one line when it is missing ---
+_LAZY = {
+    "load_qm9": "invlatent.data.qm9",
+    "qm9_split": "invlatent.data.qm9",
+    "QM9Graphs": "invlatent.data.qm9",
+    "GraphVAE": "invlatent.models.graph_vae",
+    "train_graph_vae": "invlatent.models.graph_vae",
+    "permute_graphs": "invlatent.models.graph_vae",
+    "graphs_to_smiles": "invlatent.probes",
+    "generation_metrics": "invlatent.probes",
+    "valence_decode": "invlatent.probes",
+    "tanimoto": "invlatent.probes",
+}
 
 __all__ += [
     "load_qm9",
@@ -115,8 +125,8 @@ from .projections import Chunked, project_in_chunks
 __all__ += ["project_in_chunks", "Chunked", "orbit_latents", "orbit_spread", "view_correlation"]
 # --- end streaming ---
 
-# --- images (issue 5) ---
-from .rotations import rot90, rotate
+# --- images (issue 5): imported on first use, like the molecule names ---
+_LAZY.update(rot90="invlatent.rotations", rotate="invlatent.rotations")
 
 __all__ += ["ImageRotation", "rot90", "rotate", "Group"]
 # --- end images ---
@@ -128,7 +138,18 @@ _deprecated.install()
 
 
 def __getattr__(name: str):
-    """Old module paths as attributes (``invlatent.diagnostics``), with a ``DeprecationWarning``."""
+    """The molecule and image names, imported on first use; old module paths as attributes
+    (``invlatent.diagnostics``), with a ``DeprecationWarning``."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     if f"{__name__}.{name}" in _deprecated.MOVED:
         return _deprecated.warn_moved(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -154,11 +154,11 @@ def export_weights(checkpoint: str | os.PathLike, out: str | os.PathLike) -> dic
     return meta
 
 
-def main(argv: Sequence[str] | None = None) -> dict:
-    """Entry point of ``python -m invlatent.train``; returns the run's metadata."""
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m invlatent.train") -> dict:
+    """Entry point of ``python -m invlatent.train`` (and of ``invlatent train``); returns the run's metadata."""
     from .models.graph_vae import DECODERS
 
-    p = argparse.ArgumentParser(prog="python -m invlatent.train", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="model", required=True)
     g = sub.add_parser("graph-vae", help="the permutation-equivariant QM9 graph VAE")
     g.add_argument("--channels", type=int, default=1, help="latent channels per node (c)")

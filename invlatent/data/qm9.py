@@ -49,6 +49,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .._extras import needs
 from .._graphs import ATOM_TYPES, BOND_TYPES, MAX_NODES
 from .._validation import check_optional_positive_int, check_positive_int, describe
 from ..utils import progress
@@ -163,6 +164,7 @@ class QM9Graphs(_MoleculeTable):
         adj = torch.nn.functional.one_hot(self.bond_type, len(BOND_TYPES) + 1)[..., 1:].to(dtype)
         return {"x": x, "adj": adj, "mask": m}
 
+    @needs("molecules", "torch_geometric", what="QM9Graphs.to_pyg")
     def to_pyg(self, index: Sequence[int] | torch.Tensor | None = None) -> list:
         """PyG ``Data`` objects (from the same tensors as :meth:`dense`).
 
@@ -272,6 +274,7 @@ def _convert(df) -> dict[str, np.ndarray]:
     }
 
 
+@needs("molecules", "rdkit", "qm9pack", "pandas")
 def load_qm9(
     *, limit: int | None = None, rebuild: bool = False, root: str | os.PathLike | None = None,
     verbose: bool = False,

@@ -57,6 +57,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .._extras import needs
 from .._validation import check_optional_positive_int, check_tensor
 from ..utils import progress
 from .._graphs import radius_graph_dense
@@ -254,6 +255,7 @@ class QM9Geometries(_MoleculeTable):
         """:func:`equivariant_targets` of every molecule, ``(M, 8)`` in :data:`TARGET_IRREPS`."""
         return equivariant_targets(self.pos, self.charge, self.mask)
 
+    @needs("molecules", "torch_geometric", what="QM9Geometries.batch")
     def batch(self, index: Sequence[int] | torch.Tensor | None = None, *, r_max: float = 5.0,
               rotation: torch.Tensor | None = None, device=None, dtype: torch.dtype = torch.float32):
         """One PyG ``Data`` holding a whole batch, built without a per-molecule loop.
@@ -298,6 +300,7 @@ class QM9Geometries(_MoleculeTable):
             targets=equivariant_targets(pos, charge, mask), num_graphs=len(idx), num_nodes=int(counts.sum()),
         )
 
+    @needs("molecules", "torch_geometric", what="QM9Geometries.to_pyg")
     def to_pyg(self, index: Sequence[int] | torch.Tensor | None = None, *, r_max: float = 5.0) -> list:
         """One PyG ``Data`` per molecule (``pos``, ``atom_type``, ``x``, ``charge``,
         ``edge_index`` within ``r_max``, ``y (1, P)``, ``targets (1, 8)``, ``smiles``, ``idx``),
@@ -342,6 +345,7 @@ def _read(limit: int | None):
     return read_qm9_csv(cols, limit)
 
 
+@needs("molecules", "qm9pack", "pandas")
 def load_qm9_3d(*, limit: int | None = None, rebuild: bool = False, root: str | os.PathLike | None = None,
                 verbose: bool = False) -> QM9Geometries:
     """Load QM9 geometries as :class:`QM9Geometries`, building the cache on first use.

@@ -60,9 +60,16 @@ def permute_sparse(x: torch.Tensor, batch: torch.Tensor, size: int, generator: t
 def to_dense_nodes(x: torch.Tensor, batch: torch.Tensor, size: int, max_num_nodes: int | None = None):
     r"""PyG-style node batch ``(x, batch, size)`` to dense latents ``(size, n, c)`` and a node mask.
 
-    A thin checked wrapper of ``torch_geometric.utils.to_dense_batch``; the result is what
-    :class:`Permutation`, :func:`~invlatent.projections.sort_projection` and the quotient
-    functions take.
+    The same result as ``torch_geometric.utils.to_dense_batch(x, batch, batch_size=size,
+    max_num_nodes=max_num_nodes)`` (plain torch here, so the core install needs no PyG): graph ``b``'s
+    nodes fill rows ``0..n_b-1`` of ``z[b]`` in order, the rest is zero; nodes past
+    ``max_num_nodes`` are dropped. The result is what :class:`Permutation`,
+    :func:`~invlatent.projections.sort_projection` and the quotient functions take.
+
+    Returns
+    -------
+    z : Tensor, shape ``(size, n, c)`` (``n = max_num_nodes`` or the largest graph)
+    mask : BoolTensor, shape ``(size, n)``, ``True`` for real nodes
 
     Example
     -------
@@ -71,9 +78,16 @@ def to_dense_nodes(x: torch.Tensor, batch: torch.Tensor, size: int, max_num_node
     >>> z[..., 0].tolist(), mask.tolist()
     ([[1.0, 2.0], [3.0, 0.0]], [[True, True], [True, False]])
     """
-    from torch_geometric.utils import to_dense_batch
-
     _check_sparse(x, batch, size)
     if max_num_nodes is not None:
         check_positive_int(max_num_nodes, "max_num_nodes")
-    return to_dense_batch(x, batch, batch_size=size, max_num_nodes=max_num_nodes)
+    batch = batch.to(x.device)
+    counts = torch.bincount(batch, minlength=size)
+    n = max_num_nodes if max_num_nodes is not None else (int(counts.max()) if batch.numel() else 0)
+    start = counts.cumsum(0) - counts  # first node of every graph
+    pos = torch.arange(batch.numel(), device=x.device) - start[batch]
+    keep = pos < n
+    b, p = batch[keep], pos[keep]
+    z = x.new_zeros(size, n, *x.shape[1:]).index_put((b, p), x[keep])
+    mask = torch.zeros(size, n, dtype=torch.bool, device=x.device).index_put((b, p), torch.ones_like(b, dtype=torch.bool))
+    return z, mask

@@ -57,6 +57,7 @@ import math
 import torch
 from torch import nn
 
+from .._extras import needs
 from .._graphs import radius_graph_dense
 from .._irreps import TARGET_IRREPS
 from .._validation import check_positive_int, check_tensor
@@ -65,12 +66,14 @@ from ._training import fit
 __all__ = ["E3NNEncoder", "E3NNPropertyModel", "equivariant_property_loss", "train_property_model", "encode_molecules"]
 
 
+@needs("molecules", "torch_geometric", what="E3NNEncoder")
 def _scatter_sum(src: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
     from torch_geometric.utils import scatter
 
     return scatter(src, index, dim=0, dim_size=size, reduce="sum")
 
 
+@needs("molecules", "torch_geometric", what="E3NNEncoder")
 def _dense_edges(pos: torch.Tensor, batch: torch.Tensor, num_graphs: int, r_max: float) -> torch.Tensor:
     """Radius graph over a flat batch by padded distances (no compiled extension)."""
     from torch_geometric.utils import to_dense_batch

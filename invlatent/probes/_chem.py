@@ -33,6 +33,7 @@ from typing import Iterable, Mapping, Sequence
 
 import torch
 
+from .._extras import needs
 from .._graphs import ATOM_TYPES, union_find_root
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
 VALENCE: tuple[int, ...] = (4, 3, 2, 1)
 
 
+@needs("molecules", "rdkit")
 def graph_to_mol(atom_type, bond_type, mask, charge=None):
     """One padded graph -> a sanitized RDKit ``Mol``, or ``None`` if it is not a valid molecule.
 
@@ -102,6 +104,7 @@ def graph_to_mol(atom_type, bond_type, mask, charge=None):
     return mol
 
 
+@needs("molecules", "rdkit")
 def graphs_to_smiles(atom_type, bond_type, mask, charge=None) -> list[str | None]:
     """A batch of padded graphs ``(B, n)``, ``(B, n, n)``, ``(B, n)`` -> canonical SMILES or ``None``."""
     from rdkit import Chem
@@ -120,6 +123,7 @@ def graphs_to_smiles(atom_type, bond_type, mask, charge=None) -> list[str | None
     return out
 
 
+@needs("molecules", "rdkit")
 def canonical_smiles(smiles: Iterable[str]) -> list[str | None]:
     """RDKit canonical SMILES after kekulization round trip (``None`` where parsing fails)."""
     from rdkit import Chem, RDLogger
@@ -132,6 +136,7 @@ def canonical_smiles(smiles: Iterable[str]) -> list[str | None]:
     return out
 
 
+@needs("molecules", "rdkit")
 def generation_metrics(smiles: Sequence[str | None], reference: Iterable[str] = ()) -> dict[str, float]:
     """Validity, uniqueness and novelty (definitions in the module docstring).
 
@@ -148,6 +153,7 @@ def generation_metrics(smiles: Sequence[str | None], reference: Iterable[str] = 
     }
 
 
+@needs("molecules", "rdkit")
 def draw_molecules(smiles: Sequence[str | None], legends: Sequence[str] | None = None, mols_per_row: int = 6,
                    size: int = 160):
     """A PIL grid image of ``size``-pixel cells, ``mols_per_row`` a row; an invalid entry (``None`` or
@@ -286,6 +292,7 @@ def valence_decode(logits, *, connect: bool = True):
     return atom, torch.from_numpy(bonds), mask
 
 
+@needs("molecules", "rdkit")
 def tanimoto(smiles_a: Sequence[str | None], smiles_b: Sequence[str | None], *, radius: int = 2,
              bits: int = 2048) -> list[float]:
     r"""Tanimoto similarity of Morgan fingerprints, pair by pair:

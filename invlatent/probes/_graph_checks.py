@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._extras import needs
+
 __all__ = ["automorphism_twins", "disconnected", "wl_hashes"]
 
 
@@ -38,6 +40,7 @@ def _nx_graph(atom, bond, idx):
     return G
 
 
+@needs("molecules", "networkx")
 def automorphism_twins(atom: torch.Tensor, bond: torch.Tensor, mask: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """``(twins, symmetric)``, two (B,) bool arrays: every automorphic pair of atoms are twins;
     the graph has a non-trivial automorphism (atom and bond labels kept).
@@ -96,6 +99,7 @@ def disconnected(atom: torch.Tensor, bond: torch.Tensor, mask: torch.Tensor) -> 
     return (both & ~reach).flatten(1).any(1)
 
 
+@needs("molecules", "networkx")
 def wl_hashes(atom: torch.Tensor, bond: torch.Tensor, mask: torch.Tensor) -> list[str]:
     """Weisfeiler-Lehman hash of each graph (atom and bond types as labels); isomorphic
     graphs get equal hashes (different hashes prove non-isomorphism).

@@ -26,6 +26,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .._extras import needs
+
 __all__ = ["equal_step_paths", "path_scores", "mean_ci"]
 
 
@@ -70,6 +72,7 @@ def _descriptors(smiles: Sequence[str | None]) -> np.ndarray:
     return out
 
 
+@needs("molecules", "rdkit")
 def path_scores(smiles: Sequence[str | None], pair: torch.Tensor, t: torch.Tensor, length: torch.Tensor,
                 ends: tuple[Sequence[str], Sequence[str]]) -> dict[str, np.ndarray]:
     """Per-path scores (module docstring) from the decoded ``smiles`` of every point of
