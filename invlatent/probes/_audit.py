@@ -35,7 +35,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from .._validation import check_positive_int, describe
+from .._validation import all_finite, check_positive_int, describe
 from ._capture import LatentCapture, _check_layers, _check_select
 
 __all__ = ["equivariance_audit", "plot_equivariance_audit"]
@@ -145,6 +145,27 @@ def _run(model, inputs, layers, select, forward):
     return cap.latents, cap.order
 
 
+def _input_tensors(x, name="inputs"):
+    """``(name, tensor)`` for every tensor of ``x`` (a tensor, mapping, PyG data, list or tuple)."""
+    if isinstance(x, torch.Tensor):
+        yield name, x
+    elif isinstance(x, Mapping):
+        for k, v in x.items():
+            yield from _input_tensors(v, f"{name}[{k!r}]")
+    elif isinstance(x, (list, tuple)):
+        for i, v in enumerate(x):
+            yield from _input_tensors(v, f"{name}[{i}]")
+    elif hasattr(x, "keys") and hasattr(x, "__getitem__"):
+        for k in (x.keys() if callable(x.keys) else x.keys):
+            yield from _input_tensors(x[k], f"{name}[{k!r}]")
+
+
+def _check_finite(latents, what: str):
+    for n, z in latents.items():
+        if z.is_floating_point() and not all_finite(z):
+            raise ValueError(f"layer {n!r} produced NaN or inf on {what}: the audit needs finite latents")
+
+
 def tolerance(dtype: torch.dtype, depth: int, model_dtype: torch.dtype | None = None) -> float:
     r"""``TOLERANCE_FACTOR * eps * sqrt(depth)``, ``eps`` the machine epsilon of the less precise of
     ``dtype`` and ``model_dtype`` (see :func:`equivariance_audit`)."""
@@ -250,6 +271,9 @@ def equivariance_audit(model: nn.Module, inputs, layers, input_group, latent_gro
                                                and not isinstance(tolerance_override, bool) and tolerance_override > 0):
         raise ValueError(f"tolerance_override must be a positive float or None, got {describe(tolerance_override)}")
     gen = _gen(generator)
+    for name, t in _input_tensors(inputs):
+        if t.is_floating_point() and t.numel() and not all_finite(t):
+            raise ValueError(f"{name} contains NaN or inf")
 
     model_dtype = _model_dtype(model)
     work, x = model, inputs
@@ -268,6 +292,8 @@ def equivariance_audit(model: nn.Module, inputs, layers, input_group, latent_gro
         x = _cast(inputs, dtype)
         base, order = _run(work, x, layers, select, forward)
 
+    _check_finite(base, "the input")
+
     def latent_action(layer, g, z):
         grp = latent_group[layer] if isinstance(latent_group, Mapping) else latent_group
         if _is_group(grp):
@@ -278,6 +304,7 @@ def equivariance_audit(model: nn.Module, inputs, layers, input_group, latent_gro
     for _ in range(n_elements):
         g = _sample(input_group, inputs, gen)
         moved, _ = _run(work, input_group.act(g, x), layers, select, forward)
+        _check_finite(moved, "a transformed input")
         for n in layers:
             try:
                 expected = latent_action(n, g, base[n])

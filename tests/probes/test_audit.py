@@ -144,3 +144,18 @@ def test_parity_audit_with_reflections():
              for n, g in right.items()}
     bad = equivariance_audit(m, data, LAYERS, RotatePositions(improper=True), wrong, n_elements=6)
     assert not bad["equivariant"].any(), bad
+
+
+def test_nan_latents_and_inputs_are_reported():
+    class NaNLayer(torch.nn.Module):
+        def forward(self, x):
+            return x * float("nan")
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 3), NaNLayer())
+    x = torch.randn(2, 4, 3, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=r"layer '1' produced NaN or inf on the input"):
+        equivariance_audit(net, x, ["0", "1"], Permutation(), Permutation())
+    data = toy.random_batch()
+    data.pos[0, 0] = float("nan")
+    with pytest.raises(ValueError, match=r"inputs\['pos'\] contains NaN or inf"):
+        equivariance_audit(model(), data, ["lin1"], RotatePositions(), ROT)
