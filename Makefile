@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.invlatent-installed
 NBDIR  := build/nbval
 JB     := $(BIN)/jupyter-book
 
-.PHONY: book test unit prose code-width nbval book-check browser install-check portability colab dist bench install clean
+.PHONY: book test unit typecheck prose code-width nbval book-check browser install-check portability colab dist bench install clean
 
 # --- environment -------------------------------------------------------------------------
 # torch first: on a machine without CUDA, torch==2.13.0 (here: the CPU wheel on disk),
@@ -34,10 +34,15 @@ book: $(STAMP)
 
 # --- every test ----------------------------------------------------------------------------
 test: $(STAMP)
-	$(MAKE) --no-print-directory unit prose code-width nbval book-check browser install-check
+	$(MAKE) --no-print-directory unit typecheck prose code-width nbval book-check browser install-check
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not install" tests invlatent
+
+# The type check of the public API (mypy, pinned in the [test] extra; what it checks: [tool.mypy]
+# in pyproject.toml).
+typecheck: $(STAMP)
+	$(BIN)/python -m mypy
 
 # The wheel in a fresh venv, used like a pip user and like Colab (tests marked `install`:
 # build the wheel, install it, run two Colab notebooks from outside the repository; ~3 min).

@@ -13,6 +13,7 @@ import importlib.abc
 import importlib.machinery
 import sys
 import warnings
+from types import FrameType
 
 __all__ = ["MOVED", "install", "warn_moved"]
 
@@ -42,16 +43,14 @@ def warn_moved(old: str):
     """Warn that ``old`` moved, and return the module it names now."""
     new, public = MOVED[old]
     message = f"{old} is deprecated and will be removed in the next release: import from {public} instead"
-    try:
-        warnings.warn(message, DeprecationWarning, stacklevel=2, skip_file_prefixes=_SKIP)
-    except TypeError:  # Python < 3.12 has no skip_file_prefixes
-        warnings.warn(message, DeprecationWarning, stacklevel=_user_stacklevel())
+    warnings.warn(message, DeprecationWarning, stacklevel=_user_stacklevel())
     return importlib.import_module(new)
 
 
 def _user_stacklevel() -> int:
     """The ``stacklevel`` of the first frame outside the import machinery and this file."""
-    frame, level = sys._getframe(2), 2
+    frame: FrameType | None = sys._getframe(2)
+    level = 2
     while frame is not None and frame.f_code.co_filename.startswith(_SKIP):
         frame, level = frame.f_back, level + 1
     return level

@@ -41,7 +41,7 @@ def describe(x, limit: int = 60) -> str:
     shape = getattr(x, "shape", None)
     if isinstance(shape, tuple) or isinstance(x, torch.Tensor):
         dtype = getattr(x, "dtype", None)
-        return f"{type(x).__name__} of shape {_fmt_shape(shape)}" + (f", dtype {dtype}" if dtype is not None else "")
+        return f"{type(x).__name__} of shape {_fmt_shape(tuple(shape or ()))}" + (f", dtype {dtype}" if dtype is not None else "")
     if isinstance(x, (tuple, list)) and len(x) <= 8 and all(
             v is None or isinstance(v, (bool, int, float, str)) for v in x):
         r = repr(x)

@@ -108,7 +108,7 @@ def _label(call: ast.Call, parents: dict, src: str) -> str:
             return f"{name}: {keyword}" if keyword else name
         if isinstance(parent, ast.stmt):
             if inner_call is not None:
-                head = ast.get_source_segment(src, inner_call.func) + "(…)"
+                head = (ast.get_source_segment(src, inner_call.func) or "?") + "(…)"
             else:  # e.g. an assert: the statement, with the call shown as "…"
                 stmt = ast.get_source_segment(src, parent) or "?"
                 head = " ".join(stmt.replace(ast.get_source_segment(src, call) or "", "…").split())
@@ -154,13 +154,13 @@ def profile_table(chapters: Iterable[str | os.PathLike]) -> list[dict[str, str]]
             except SyntaxError as err:
                 raise ValueError(f"{path}: a code cell is not valid Python ({err})") from err
             parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
-            calls = sorted((n for n in ast.walk(tree) if _is_by_profile(n)), key=lambda n: (n.lineno, n.col_offset))
+            calls = sorted((n for n in ast.walk(tree) if isinstance(n, ast.Call) and _is_by_profile(n)), key=lambda n: (n.lineno, n.col_offset))
             for call in calls:
                 values = {kw.arg: ast.get_source_segment(src, kw.value) for kw in call.keywords}
                 if set(values) != set(PROFILES) or call.args:
                     raise ValueError(f"{path}:{call.lineno}: by_profile must be called with smoke=, cpu=, gpu= only")
                 rows.append({"chapter": title, "setting": _label(call, parents, src),
-                             **{k: " ".join(values[k].split()) for k in PROFILES}})
+                             **{k: " ".join((values[k] or "").split()) for k in PROFILES}})
     return rows
 
 

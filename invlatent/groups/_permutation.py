@@ -203,12 +203,16 @@ class Permutation(Group):
 
     def knn(self, Z: torch.Tensor, k: int, *, mask: torch.Tensor | None = None, block_size: int = 256,
             first_candidates: int | None = None, solver: str = "auto", stats: dict | None = None,
-            memory_budget: int | None = None):
+            memory_budget: int | None = None, **options):
         """Exact quotient k-NN pruned by Chamfer and dual lower bounds (:mod:`invlatent.quotient._knn`),
         within ``memory_budget`` bytes of working memory (default 1 GiB); padded slots of ``mask``
-        count as zero nodes. Complex latents: all pairs, block by block."""
+        count as zero nodes. Complex latents: all pairs, block by block. (``**options``: the
+        protocol's; Permutation knows none beyond those named.)"""
         from .._blockwise import knn_by_blocks
         from ..quotient._knn import knn_permutation
+
+        if options:
+            raise TypeError(f"Permutation.knn got unexpected options {sorted(options)}")
 
         if mask is not None:
             check_mask(mask, Z, z_name="Z")

@@ -290,7 +290,7 @@ def pairwise_by_pairs(distance, Z1: torch.Tensor, Z2: torch.Tensor | None, chunk
     """All pairs through a per-pair ``distance(z1, z2) -> (P,)``, in chunks (upper triangle when ``Z2`` is None)."""
     N1 = Z1.shape[0]
     symmetric = Z2 is None
-    if symmetric:
+    if Z2 is None:
         Z2 = Z1
         i1, i2 = torch.triu_indices(N1, N1, offset=1)
     else:
@@ -334,7 +334,7 @@ def exact_small_distances(sq: torch.Tensor, Z1: torch.Tensor, Z2: torch.Tensor |
     ([0.0, 0.0], '1.0e-09')
     """
     symmetric = Z2 is None
-    Zb = Z1 if symmetric else Z2
+    Zb = Z1 if Z2 is None else Z2
     real = sq.real if sq.is_complex() else sq
     u = torch.finfo(real.dtype).eps / 2
     gamma = 2 * (Z1[0].numel() + 2) * u

@@ -106,7 +106,8 @@ class CompleteInvariants(nn.Module):
 @lru_cache(maxsize=32)
 def _cached(kind: str, irreps: str, dtype: torch.dtype, *args):
     if kind == "norms":
-        return IrrepNorms(irreps, *args, dtype=dtype)
+        (squared,) = args
+        return IrrepNorms(irreps, squared, dtype=dtype)
     group, degree = args
     return CompleteInvariants((O3 if group == "O3" else SO3)(irreps), degree, dtype=dtype)
 

@@ -79,6 +79,8 @@ def _relative_projection(z: torch.Tensor, anchors: torch.Tensor, eps: float = 1e
 class RelativeProjection(nn.Module):
     """Module form of :func:`relative_projection` with the anchors stored as a buffer ``(K, D)``."""
 
+    anchors: torch.Tensor
+
     def __init__(self, anchors: torch.Tensor):
         super().__init__()
         check_tensor(anchors, "anchors", ndim=2, expected="(K, D)")

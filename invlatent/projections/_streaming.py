@@ -18,7 +18,7 @@ True
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -69,12 +69,12 @@ def _project_in_chunks(fn, z, chunk_size, device=None, out_device=None, progress
     """:func:`project_in_chunks` without input checks (the output of ``fn`` is still checked per chunk)."""
     device = torch.device(device) if device is not None else z.device
     out_device = torch.device(out_device) if out_device is not None else z.device
-    starts = range(0, z.shape[0], chunk_size)
+    starts: Iterable[int] = range(0, z.shape[0], chunk_size)
     if progress:
         from ..utils import progress as bar
 
         starts = bar(starts, desc="project", unit="chunk")
-    out = None
+    out: torch.Tensor | None = None
     for start in starts:
         chunk = z[start:start + chunk_size].to(device, non_blocking=True)
         res = fn(chunk)
@@ -86,6 +86,7 @@ def _project_in_chunks(fn, z, chunk_size, device=None, out_device=None, progress
         if out is None:
             out = torch.empty((z.shape[0], *res.shape[1:]), dtype=res.dtype, device=out_device)
         out[start:start + chunk.shape[0]] = res.to(out_device)
+    assert out is not None  # z has at least one row (checked above)
     return out
 
 

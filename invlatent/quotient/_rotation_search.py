@@ -69,12 +69,6 @@ def _sign_patterns(proper: bool) -> torch.Tensor:
     return torch.tensor(pats, dtype=torch.float64)
 
 
-@lru_cache(maxsize=None)
-def _sign_patterns(proper: bool) -> torch.Tensor:
-    pats = [p for p in itertools.product((1.0, -1.0), repeat=3) if not proper or p[0] * p[1] * p[2] > 0]
-    return torch.tensor(pats, dtype=torch.float64)
-
-
 def _frame_set(points: torch.Tensor, w: torch.Tensor, proper: bool, center: bool) -> torch.Tensor:
     """:func:`frame_set` of checked input, from the normalised weights ``w`` (:func:`_moments`)."""
     axes, _ = _sorted_axes(points, w, center)
@@ -184,6 +178,7 @@ def rotation_search(z1: torch.Tensor, z2: torch.Tensor, irreps, proper: bool, st
             dist = torch.where(ok, torch.minimum(dist, cur.detach()), dist)
             opt.zero_grad()
             cur[ok].sum().backward()
+            assert w.grad is not None
             w.grad.nan_to_num_(0.0, 0.0, 0.0)
             opt.step()
     return dist.to(z1.dtype)
