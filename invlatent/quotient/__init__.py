@@ -36,7 +36,7 @@ from ._index import QuotientIndex  # noqa: E402
 __all__ += ["QuotientIndex"]
 
 # issue 29 (ownlib): bounds on the quotient distance of sets of irreps under S_n x SO(3)
-from ._set_bounds import set_quotient_bounds  # noqa: E402
+from ._set_bounds import pairwise_set_quotient_bounds, set_quotient_bounds  # noqa: E402
 
-__all__ += ["set_quotient_bounds"]
+__all__ += ["set_quotient_bounds", "pairwise_set_quotient_bounds"]
 # end issue 29 (ownlib)

@@ -72,7 +72,7 @@ from .._validation import check_mask, check_positive_int, check_same_shape, chec
 from ._assignment import _batched_assignment
 from ._kabsch import l1_basis
 
-__all__ = ["set_quotient_bounds"]
+__all__ = ["set_quotient_bounds", "pairwise_set_quotient_bounds"]
 
 #: Largest number of elements of the per-chunk tensors (moments ``n^2 sum_l (2l+1)^2`` per pair and the like).
 _CHUNK_ELEMENTS = 1 << 24
@@ -462,3 +462,59 @@ def set_quotient_bounds(z1: torch.Tensor, z2: torch.Tensor, irreps, mask1: torch
     gen = _gen(generator)
     lower, upper, _, _ = _search(z1, z2, irreps, proper, mask1, mask2, starts, gen)
     return lower, upper
+
+
+def pairwise_set_quotient_bounds(Z: torch.Tensor, irreps, mask: torch.Tensor | None = None, *, starts: int = 8,
+                                 generator=0, chunk_size: int = 2048, show_progress: bool = True):
+    r"""``(lower, upper)``: ``(N, N)`` matrices of :func:`set_quotient_bounds` between all pairs of ``Z``.
+
+    The upper triangle is computed (``N (N - 1) / 2`` pairs, ``chunk_size`` at a time, with a
+    progress bar) and mirrored; the diagonal is 0. Both are symmetric.
+
+    Parameters
+    ----------
+    Z : Tensor, shape ``(N, n, irreps.dim)``
+    irreps : e3nn Irreps or str, or an SO3/O3 group
+    mask : bool Tensor, shape ``(N, n)``, optional
+    starts, generator : as in :func:`set_quotient_bounds`
+    chunk_size : int
+        Pairs per call.
+    show_progress : bool
+
+    Returns
+    -------
+    lower, upper : Tensor, shape ``(N, N)``
+
+    Example
+    -------
+    >>> import torch
+    >>> Z = torch.randn(4, 3, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    >>> lo, up = pairwise_set_quotient_bounds(Z, "1x0e + 1x1o", show_progress=False)
+    >>> lo.shape, bool(torch.equal(up, up.T)), bool((lo <= up).all())
+    (torch.Size([4, 4]), True, True)
+    """
+    from ..utils import progress
+
+    irreps_, proper = _resolve(irreps)
+    check_tensor(Z, "Z", ndim=3, expected=f"(N, n, irreps.dim={irreps_.dim})")
+    if Z.shape[2] != irreps_.dim:
+        raise ValueError(f"Z has {Z.shape[2]} features per atom but irreps {irreps_} has dimension "
+                         f"{irreps_.dim}; expected (N, n, {irreps_.dim}), got {tuple(Z.shape)}")
+    check_mask(mask, Z, "mask", "Z")
+    check_positive_int(starts, "starts")
+    check_positive_int(chunk_size, "chunk_size")
+    gen = _gen(generator)
+    N = Z.shape[0]
+    i1, i2 = torch.triu_indices(N, N, offset=1)
+    lower = torch.zeros(N, N, dtype=Z.dtype)
+    upper = torch.zeros(N, N, dtype=Z.dtype)
+    steps = range(0, len(i1), chunk_size)
+    for s in progress(steps, total=len(steps), desc="set quotient bounds", unit="chunk",
+                      **({} if show_progress else {"disable": True})):
+        a, b = i1[s:s + chunk_size], i2[s:s + chunk_size]
+        ad, bd = a.to(Z.device), b.to(Z.device)
+        lo, up, _, _ = _search(Z[ad], Z[bd], irreps_, proper, None if mask is None else mask[ad],
+                               None if mask is None else mask[bd], starts, gen)
+        lower[a, b] = lower[b, a] = lo.cpu()
+        upper[a, b] = upper[b, a] = up.cpu()
+    return lower.to(Z.device), upper.to(Z.device)

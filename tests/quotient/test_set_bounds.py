@@ -216,3 +216,21 @@ def test_bad_inputs():
         set_quotient_bounds(z, z, IRREPS, starts=0)
     with pytest.raises(TypeError, match="generator must be"):
         set_quotient_bounds(z, z, IRREPS, generator="seed")
+
+
+def test_pairwise_bounds_match_the_pair_function():
+    from invlatent.quotient import pairwise_set_quotient_bounds
+
+    Z = torch.randn(5, 4, IRREPS.dim, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    mask = torch.ones(5, 4, dtype=torch.bool)
+    mask[1, 3] = mask[4, 2:] = False
+    # starts=3: only the deterministic starts (no random rotations), so chunking cannot change the search
+    lo, up = pairwise_set_quotient_bounds(Z, IRREPS, mask, starts=3, chunk_size=3, show_progress=False)
+    assert torch.equal(lo, lo.T) and torch.equal(up, up.T) and float(up.diagonal().abs().max()) == 0.0
+    i, j = torch.triu_indices(5, 5, offset=1)
+    lo2, up2 = set_quotient_bounds(Z[i], Z[j], IRREPS, mask[i], mask[j], starts=3)
+    torch.testing.assert_close(lo[i, j], lo2)
+    torch.testing.assert_close(up[i, j], up2)
+    assert bool((lo <= up).all())
+    with pytest.raises(ValueError, match="Z has 12 features per atom"):
+        pairwise_set_quotient_bounds(Z[..., :12], IRREPS)
