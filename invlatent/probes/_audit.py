@@ -354,10 +354,17 @@ def plot_equivariance_audit(df, ax=None):
     'log'
     """
     import matplotlib.pyplot as plt
+    import pandas as pd
+    from matplotlib.axes import Axes
 
     needed = {"layer", "group", "rel_error_max", "tolerance", "equivariant"}
-    if not hasattr(df, "columns") or not needed <= set(df.columns):
-        raise ValueError(f"df must be the DataFrame of equivariance_audit with columns {sorted(needed)}")
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(f"df must be the pandas DataFrame of equivariance_audit, got {type(df).__name__}")
+    if not needed <= set(df.columns) or len(df) == 0:
+        raise ValueError(f"df must be the (non-empty) DataFrame of equivariance_audit with columns {sorted(needed)}, "
+                         f"got columns {list(df.columns)}")
+    if ax is not None and not isinstance(ax, Axes):
+        raise TypeError(f"ax must be a matplotlib Axes or None, got {type(ax).__name__}")
     if ax is None:
         _, ax = plt.subplots(figsize=(max(6.0, 0.9 * df["layer"].nunique() + 3), 4.5))
     layers = list(dict.fromkeys(df["layer"]))

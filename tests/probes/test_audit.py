@@ -125,8 +125,12 @@ def test_bad_inputs():
         equivariance_audit(m, data, ["lin1"], RotatePositions(), ROT, n_elements=0)
     with pytest.raises(ValueError, match=r"layer 'lin1': a latent of shape \(15, 32\) fits SO3.*neither row by row.*dimension 26"):  # wrong latent group for the layer
         equivariance_audit(m, data, ["lin1"], RotatePositions(), ROT["gate"])
-    with pytest.raises(ValueError, match="df must be the DataFrame"):
+    with pytest.raises(TypeError, match="df must be the pandas DataFrame"):
         plot_equivariance_audit({"layer": []})
+    with pytest.raises(ValueError, match="columns"):
+        plot_equivariance_audit(audit(m).drop(columns="tolerance"))
+    with pytest.raises(TypeError, match="ax must be a matplotlib Axes"):
+        plot_equivariance_audit(audit(m), ax="left")
 
 
 def test_parity_audit_with_reflections():
