@@ -96,6 +96,9 @@ class Product(Group):
         """Validate ``z`` of shape ``(B, n, d)``: finite, ``d`` what the fiber expects."""
         dim = getattr(self.irreps, "dim", None)
         check_tensor(z, name, ndim=3, expected=f"(B, n, {'d' if dim is None else f'irreps.dim={dim}'})")
+        if dim is not None and z.shape[2] != dim:
+            raise ValueError(f"{name} has {z.shape[2]} features per atom but irreps {self.irreps} has dimension "
+                             f"{dim}; expected (B, n, {dim}), got {tuple(z.shape)}")
         self.permutation.check_latent(z, name)
         self.fiber.check_latent(z.reshape(-1, z.shape[2]), f"{name} (rows)")
         return z
