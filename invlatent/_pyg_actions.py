@@ -118,7 +118,7 @@ class RotatePositions:
     def __init__(self, key: str = "pos", vector_keys=(), improper: bool = False):
         if not isinstance(key, str):
             raise TypeError(f"key must be a str, got {type(key).__name__}")
-        if isinstance(vector_keys, str) or not all(isinstance(k, str) for k in vector_keys):
+        if not isinstance(vector_keys, (list, tuple)) or not all(isinstance(k, str) for k in vector_keys):
             raise TypeError(f"vector_keys must be a sequence of str, got {describe(vector_keys)}")
         if not isinstance(improper, bool):
             raise TypeError(f"improper must be a bool, got {type(improper).__name__}")
@@ -198,7 +198,8 @@ class PermuteNodes:
     """
 
     def __init__(self, node_keys=None):
-        if node_keys is not None and (isinstance(node_keys, str) or not all(isinstance(k, str) for k in node_keys)):
+        if node_keys is not None and (not isinstance(node_keys, (list, tuple))
+                                      or not all(isinstance(k, str) for k in node_keys)):
             raise TypeError(f"node_keys must be None or a sequence of str, got {describe(node_keys)}")
         self.node_keys = None if node_keys is None else tuple(node_keys)
 

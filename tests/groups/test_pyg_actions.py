@@ -83,6 +83,12 @@ def test_dict_inputs():
 
 def test_bad_inputs():
     data = batch()
+    with pytest.raises(TypeError, match="node_keys must be None or a sequence of str"):
+        PermuteNodes(3)
+    with pytest.raises(TypeError, match="vector_keys must be a sequence of str"):
+        RotatePositions(vector_keys="edge_vec")
+    with pytest.raises(TypeError, match="key must be a str"):
+        RotatePositions(3)
     with pytest.raises(TypeError, match="data must be a PyG Data/Batch or a dict"):
         RotatePositions().act(torch.eye(3)[None], torch.zeros(3, 3))
     with pytest.raises(ValueError, match=r"R must have 3 dimensions \(B, 3, 3\)"):
