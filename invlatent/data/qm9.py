@@ -274,7 +274,7 @@ def _convert(df) -> dict[str, np.ndarray]:
     }
 
 
-@needs("molecules", "rdkit", "qm9pack", "pandas")
+@needs("molecules", "rdkit", "qm9pack")
 def load_qm9(
     *, limit: int | None = None, rebuild: bool = False, root: str | os.PathLike | None = None,
     verbose: bool = False,

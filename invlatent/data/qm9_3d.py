@@ -345,7 +345,7 @@ def _read(limit: int | None):
     return read_qm9_csv(cols, limit)
 
 
-@needs("molecules", "qm9pack", "pandas")
+@needs("molecules", "qm9pack")
 def load_qm9_3d(*, limit: int | None = None, rebuild: bool = False, root: str | os.PathLike | None = None,
                 verbose: bool = False) -> QM9Geometries:
     """Load QM9 geometries as :class:`QM9Geometries`, building the cache on first use.
