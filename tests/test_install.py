@@ -250,3 +250,53 @@ def test_install_cell_explains_a_failed_install(colab_venv, tmp_path):
     assert out.returncode == 0 and "Traceback" not in out.stdout + out.stderr, out.stderr
     assert f"Could not install invlatent from '{missing}'" in out.stdout
     assert "INVLATENT_PIP_SOURCE" in out.stdout
+
+
+#: what the core install must run, and the one-line error of a function that needs an extra
+CORE_CHECK = """\
+import importlib.util, json, torch, invlatent as il
+missing = [m for m in ("rdkit", "qm9pack", "torch_geometric", "mlxtend", "sevenn")  # (networkx: torch needs it)
+           if importlib.util.find_spec(m) is not None]
+assert not missing, f"the core install pulled {missing}"
+g = torch.Generator().manual_seed(0)
+z = torch.randn(4, 5, 1, generator=g, dtype=torch.float64)
+P = il.Permutation()
+s = il.sort_projection(z)
+d = il.quotient_distance(z, z.flip(1), P)
+D = il.pairwise_quotient_distance(z, None, P)
+m = il.max_filter(torch.randn(4, 2, 8, generator=g), il.Cyclic(8), torch.randn(3, 2, 8, generator=g))
+G = il.SO3("1x0e + 2x1o + 1x2e")
+zi = torch.randn(4, G.irreps.dim, generator=g, dtype=torch.float64)
+ci = il.complete_invariants(zi, G)
+ci_rot = il.complete_invariants(G.act(G.sample(4, generator=g), zi), G)
+assert float(d.abs().max()) == 0.0 and float(D.diagonal().abs().max()) == 0.0
+assert torch.allclose(ci, ci_rot, atol=1e-9) and m.shape == (4, 3) and s.shape == z.shape
+try:
+    il.load_qm9(limit=10)
+except ImportError as err:
+    message = str(err)
+else:
+    raise AssertionError("load_qm9 ran without the molecules extra")
+print("CORE" + json.dumps({"torch": torch.__version__, "message": message}))
+"""
+
+
+def test_core_install_in_a_fresh_venv(wheel, tmp_path):
+    """The wheel alone (no extras) in a fresh venv, torch installed first (this torch, by version):
+    ``import invlatent`` and the core functions work; a molecule function fails with one line
+    naming the extra; nothing of the extras came along."""
+    import torch
+
+    venv = tmp_path / "venv"
+    py = venv / "bin" / "python"
+    env = _clean_env()
+    _, TIMINGS["core venv"] = _run([sys.executable, "-m", "venv", venv], env=env)
+    want_torch = torch.__version__.split("+")[0]
+    _, TIMINGS["core: torch"] = _run([py, "-m", "pip", "install", "-q", f"torch=={want_torch}"], env=env, cwd=tmp_path)
+    _, TIMINGS["core: wheel"] = _run([py, "-m", "pip", "install", "-q", wheel], env=env, cwd=tmp_path)
+    out, _ = _run([py, "-c", CORE_CHECK], env=env, cwd=tmp_path)
+    info = json.loads(next(l for l in out.stdout.splitlines() if l.startswith("CORE"))[len("CORE"):])
+    assert info["torch"].split("+")[0] == want_torch, "installing invlatent replaced torch"
+    assert "\n" not in info["message"]
+    assert "load_qm9 needs the 'molecules' extra: pip install 'invlatent[molecules]'" in info["message"], info
+    print(f"\ncore install timings (s): {json.dumps({k: round(v, 1) for k, v in TIMINGS.items()})}")
