@@ -30,8 +30,15 @@ def _version() -> str:
 #: (Until that version is uploaded, set INVLATENT_PIP_SOURCE in Colab; see the README.)
 COLAB_SOURCE = f"invlatent=={_version()}"
 
-COLAB_INSTALL_CELL = f'''\
-# Colab only: install invlatent ({COLAB_SOURCE}) and its dependencies; elsewhere this cell does nothing.
+#: The extras every Colab notebook installs (the data sets of the lessons); a chapter that uses
+#: SevenNet also gets [models].
+COLAB_EXTRAS = "molecules,images"
+
+
+def colab_install_cell(extras: str = COLAB_EXTRAS) -> str:
+    """The first code cell of every Colab notebook: installs invlatent with ``extras`` (comma-separated)."""
+    return f'''\
+# Colab only: install invlatent ({COLAB_SOURCE}) with the extras [{extras}]; elsewhere this cell does nothing.
 # torch is pinned to the version Colab already has, so pip never replaces Colab's CUDA build.
 # To install from elsewhere, first set os.environ["INVLATENT_PIP_SOURCE"] to a wheel file, a source
 # folder or a VCS URL (e.g. "git+https://<your fork>.git").
@@ -48,9 +55,18 @@ else:
     import torch
 
     source = os.environ.get("INVLATENT_PIP_SOURCE", "").strip() or "{COLAB_SOURCE}"
+    extras = "{extras}"
+    if os.path.exists(source):                      # a wheel or a source folder
+        requirement = f"{{source}}[{{extras}}]"
+    elif "://" in source:                           # a VCS URL
+        requirement = f"invlatent[{{extras}}] @ {{source}}"
+    elif source.startswith("invlatent"):            # by name, e.g. invlatent==<version>
+        requirement = f"invlatent[{{extras}}]" + source[len("invlatent"):]
+    else:
+        requirement = source
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as pin:
         pin.write(f"torch=={{torch.__version__}}\\n")
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", pin.name, source],
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", pin.name, requirement],
                          capture_output=True, text=True)
     importlib.invalidate_caches()
     if pip.returncode == 0:
@@ -64,6 +80,14 @@ else:
               "If that version is not on the package index (yet), install from elsewhere: upload a wheel built\\n"
               "with `make dist` (or a copy of the source), set os.environ['INVLATENT_PIP_SOURCE'] to its path\\n"
               "(or to a VCS URL of a repository you host) and run this cell again.")'''
+
+
+COLAB_INSTALL_CELL = colab_install_cell()
+
+
+def colab_extras(chapter: Path) -> str:
+    """The extras the Colab copy of ``chapter`` installs."""
+    return COLAB_EXTRAS + (",models" if "sevenn" in chapter.read_text().lower() else "")
 
 
 def toc_names(root: Path = ROOT) -> list[str]:
@@ -142,7 +166,7 @@ def colab_notebook(chapter: Path) -> dict:
 
     nb = _read(chapter)
     nb = copy.deepcopy(nb)
-    install = nbformat.v4.new_code_cell(COLAB_INSTALL_CELL)
+    install = nbformat.v4.new_code_cell(colab_install_cell(colab_extras(chapter)))
     install.metadata["tags"] = ["colab-install"]
     note = nbformat.v4.new_markdown_cell(
         f"*Generated from `{chapter.relative_to(ROOT).as_posix()}` by `make colab`; "
