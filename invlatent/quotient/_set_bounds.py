@@ -22,10 +22,20 @@ scalar channels are unchanged by :math:`R`. Hence for *every* :math:`(\sigma, R)
 .. math::
 
     \sum_i \lVert z_i - D(R) z'_{\sigma(i)}\rVert^2 \;\ge\; \sum_i \lVert f(z_i) - f(z'_{\sigma(i)})\rVert^2
-    \;\ge\; \min_{\pi\in S_n} \sum_i \lVert f(z_i) - f(z'_{\pi(i)})\rVert^2 =: L^2 ,
+    \;\ge\; \min_{\pi\in S_n} \sum_i \lVert f(z_i) - f(z'_{\pi(i)})\rVert^2 =: L_1^2 ,
 
-and taking the minimum over :math:`(\sigma, R)` on the left gives :math:`d \ge L`. :math:`L` is
-one exact linear assignment problem per pair.
+and taking the minimum over :math:`(\sigma, R)` on the left gives :math:`d \ge L_1`. A second,
+usually tighter bound :math:`L_2` keeps the copies of one degree together: replace the single
+rotation by an independent orthogonal matrix per atom pair and irrep type,
+:math:`c_{ij} = \sum_{\text{scalars}} (z_i - z'_j)^2 + \sum_t \min_{Q\in O(2l+1)} \sum_u
+\lVert z^{(t)}_{i,u} - Q z'^{(t)}_{j,u}\rVert^2` (orthogonal Procrustes in closed form: the nuclear
+norm of :math:`\sum_u z_{i,u} z'^{\top}_{j,u}`; :math:`SO(3)` exactly for :math:`l = 1`). Each
+:math:`D^l(R)` is one such matrix, so :math:`\lVert z_i - D(R) z'_j\rVert^2 \ge c_{ij}` for every
+:math:`R`, and as above :math:`d^2 \ge \min_\pi \sum_i c_{i\pi(i)} =: L_2^2`. The lower bound is
+:math:`\max(L_1, L_2)`, two exact linear assignment problems per pair. (:math:`L_2` is computed
+from :math:`\lVert z\rVert^2 + \lVert z'\rVert^2 - 2\lVert K\rVert_*`, so near zero it carries
+rounding of order :math:`\sqrt{\varepsilon}\,\lVert z\rVert`; the returned lower bound is never
+above the returned upper bound.)
 
 **Upper bound** (alternating assignment and rotation fit). Any :math:`(\sigma, R)` gives
 :math:`d \le \bigl(\sum_i \lVert z_i - D(R) z'_{\sigma(i)}\rVert^2\bigr)^{1/2}`. From ``starts``
@@ -129,11 +139,49 @@ def _exact_sq_cost(x, y):
 
 
 def _lower(a, b, irreps, proper):
+    """``(lower, perm)``: the larger of the norm bound and the Procrustes bound; ``perm`` the norm bound's matching."""
     fa, fb = invariant_features(a, irreps, proper), invariant_features(b, irreps, proper)
     value, perm = _batched_assignment(_exact_sq_cost(fa, fb))
     # the value from the chosen matching, from exact differences
     diff = fa - fb.gather(1, perm.unsqueeze(-1).expand_as(fb))
-    return diff.square().sum((1, 2)).clamp_min(0).sqrt(), perm
+    norm_bound = diff.square().sum((1, 2)).clamp_min(0)
+    procrustes, _ = _batched_assignment(_procrustes_cost(a, b, irreps, proper))
+    return torch.maximum(norm_bound, procrustes.clamp_min(0)).sqrt(), perm
+
+
+def _procrustes_cost(a, b, irreps, proper):
+    r"""``(P, n, n)``: :math:`c_{ij} \le \min_{R} \lVert a_i - D(R) b_j\rVert^2`, each degree rotated on its own.
+
+    Relax the one rotation shared by all atoms and degrees to an independent orthogonal matrix
+    :math:`Q_t` per atom pair and irrep type :math:`t` (degree :math:`l` for SO(3), :math:`(l, p)`
+    for O(3)): :math:`\min_{Q\in O(2l+1)} \sum_u \lVert a_u - Q b_u\rVert^2 = \lVert a\rVert^2 +
+    \lVert b\rVert^2 - 2\lVert K\rVert_*` with :math:`K = \sum_u a_u b_u^\top` (orthogonal
+    Procrustes; :math:`\sigma_1 + \sigma_2 + \operatorname{sign}(\det K)\,\sigma_3` for
+    :math:`l = 1` under SO(3), where :math:`D^1(R)` ranges over SO(3) exactly). Scalars enter
+    exactly (``0o`` under O(3) as :math:`-2|a||b|`).
+    """
+    groups: dict = {}
+    for (mul, ir), sl in zip(irreps, irreps.slices()):
+        key = (ir.l, 1 if (proper and ir.l > 0) else ir.p)
+        groups.setdefault(key, []).append((mul, ir, sl))
+    inner = a.new_zeros(a.shape[0], a.shape[1], a.shape[1])
+    for (l, p), parts in groups.items():
+        A = torch.cat([a[..., sl].reshape(*a.shape[:2], mul, ir.dim) for mul, ir, sl in parts], -2)
+        B = torch.cat([b[..., sl].reshape(*b.shape[:2], mul, ir.dim) for mul, ir, sl in parts], -2)
+        if l == 0:
+            if proper or p == 1:
+                inner = inner + torch.einsum("pium,pjum->pij", A, B)
+            else:  # a pseudoscalar may flip: the best case is |a||b|
+                inner = inner + torch.einsum("pium,pjum->pij", A.abs(), B.abs())
+            continue
+        K = torch.einsum("pium,pjun->pijmn", A, B)
+        sv = torch.linalg.svdvals(K)
+        if l == 1 and proper:
+            d = torch.sign(torch.linalg.det(K))
+            sv = torch.cat([sv[..., :2], sv[..., 2:] * torch.where(d == 0, torch.ones_like(d), d).unsqueeze(-1)], -1)
+        inner = inner + sv.sum(-1)
+    na, nb = a.square().sum(-1), b.square().sum(-1)
+    return (na.unsqueeze(2) + nb.unsqueeze(1) - 2 * inner).clamp_min(0)
 
 
 def _parity(z, irreps):

@@ -234,3 +234,26 @@ def test_pairwise_bounds_match_the_pair_function():
     assert bool((lo <= up).all())
     with pytest.raises(ValueError, match="Z has 12 features per atom"):
         pairwise_set_quotient_bounds(Z[..., :12], IRREPS)
+
+
+@pytest.mark.parametrize("group", [SO3, O3])
+def test_bounds_bracket_exact_brute_force_with_mixed_parities(group):
+    """Irreps with 0o and 1e channels, lmax = 1 (exact brute force); O(3) = min over z2 and its inversion."""
+    irreps = o3.Irreps("1x0e + 1x0o + 2x1o + 1x1e")
+    parity = torch.cat([torch.full((mul * ir.dim,), float(ir.p)) for mul, ir in irreps]).double()
+    lows, ups, brutes = [], [], []
+    for n in (2, 3, 4):
+        for near in (None, 0.05):
+            z1, z2 = random_pairs(irreps, n, 2, seed=70 + n + (near is not None), near=near)
+            lo, up = set_quotient_bounds(z1, z2, group(irreps))
+            for i in range(2):
+                bf = brute_force_l1(irreps, z1[i], z2[i])
+                if group is O3:
+                    bf = min(bf, brute_force_l1(irreps, z1[i], z2[i] * parity))
+                lows.append(float(lo[i]))
+                ups.append(float(up[i]))
+                brutes.append(bf)
+    lo, up, bf = (torch.tensor(v, dtype=torch.float64) for v in (lows, ups, brutes))
+    tol = 1e-9 * (1 + bf)
+    assert bool((lo <= bf + tol).all()), (lo - bf).max()
+    assert bool((bf <= up + tol).all()), (bf - up).max()
