@@ -429,3 +429,12 @@ def test_cli_train_then_export(tmp_path):
     with safe_open(str(tmp_path / "w.safetensors"), "pt") as f:
         assert all(k.startswith("model.") for k in f.keys())           # model only after export
         assert f.metadata()["epoch"] == "1"
+
+
+def test_book_config_suppresses_no_warning():
+    """A suppressed warning could hide a broken page: none is suppressed (issue 32 removed myst-nb's
+    unknown_mime_type, which no chapter emits: no widget outputs without ipywidgets)."""
+    import yaml
+
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert not config.get("sphinx", {}).get("config", {}).get("suppress_warnings")
