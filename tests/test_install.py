@@ -300,3 +300,16 @@ def test_core_install_in_a_fresh_venv(wheel, tmp_path):
     assert "\n" not in info["message"]
     assert "load_qm9 needs the 'molecules' extra: pip install 'invlatent[molecules]'" in info["message"], info
     print(f"\ncore install timings (s): {json.dumps({k: round(v, 1) for k, v in TIMINGS.items()})}")
+
+
+def test_wheel_carries_license_types_and_command(wheel):
+    """The wheel holds the MIT license, the py.typed marker and the invlatent console script."""
+    import zipfile
+
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        entry = zf.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
+        license_text = zf.read(next(n for n in names if n.endswith("/licenses/LICENSE"))).decode()
+    assert "invlatent/py.typed" in names
+    assert license_text.startswith("MIT License")
+    assert "invlatent = invlatent.cli:main" in entry
