@@ -136,13 +136,13 @@ from .probes import LatentCapture, capture_latents, equivariance_audit, plot_equ
 from .groups import PermuteNodes, Product, RotatePositions
 from .projections import (GramInvariants, PooledCompleteInvariants, PooledIrrepNorms, PooledScalars,
                           gram_invariants, pooled_complete_invariants, pooled_irrep_norms, pooled_scalars)
-from .quotient import set_quotient_bounds
+from .quotient import pairwise_set_quotient_bounds, set_quotient_bounds
 
 __all__ += ["LatentCapture", "capture_latents", "equivariance_audit", "plot_equivariance_audit",
             "PermuteNodes", "Product", "RotatePositions",
             "GramInvariants", "PooledCompleteInvariants", "PooledIrrepNorms", "PooledScalars",
             "gram_invariants", "pooled_complete_invariants", "pooled_irrep_norms", "pooled_scalars",
-            "set_quotient_bounds"]
+            "set_quotient_bounds", "pairwise_set_quotient_bounds"]
 # --- end issue 29 ---
 
 # --- old module paths (kept for one release, each with a DeprecationWarning; see CHANGELOG.md) ---

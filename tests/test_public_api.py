@@ -15,11 +15,8 @@ img = torch.rand(2, 1, 6, 6)
 P, C = il.Permutation(), il.Cyclic(4)
 x_sp, batch = torch.randn(5, 2), torch.tensor([0, 0, 1, 1, 1])
 zi = torch.randn(3, 4)
-zs = torch.randn(3, 5, 4)  # sets of "1x0e + 1x1o" irreps: (B, n, dim)
-
-
-def _seq():
-    return torch.nn.Sequential(torch.nn.Linear(4, 4))
+zs = torch.randn(2, 3, 4)  # sets of "1x0e + 1x1o" irreps: (B, n, dim)
+lin = torch.nn.Sequential(torch.nn.Linear(4, 4))
 
 EXEMPT = {
     "__version__": "a string",
@@ -96,26 +93,28 @@ BAD = {
     "view_correlation": (lambda: il.view_correlation(z.tolist(), z), lambda: il.view_correlation(zi, zi[:2])),
     "rot90": (lambda: il.rot90(img, 1.5), lambda: il.rot90(img[0])),
     "rotate": (lambda: il.rotate(img, "90"), lambda: il.rotate(img, float("nan"))),
-    # issue 29 (your own model): sets of irreps (B, n, dim) under S_n x SO(3), capture and audit
-    "LatentCapture": (lambda: il.LatentCapture("model", ["0"]), lambda: il.LatentCapture(_seq(), ["nope"])),
-    "capture_latents": (lambda: il.capture_latents(3, ["0"], zi), lambda: il.capture_latents(_seq(), ["nope"], zi)),
-    "equivariance_audit": (lambda: il.equivariance_audit(_seq(), zi, ["0"], "S_n", P),
-                           lambda: il.equivariance_audit(_seq(), zi, ["nope"], P, P)),
-    "plot_equivariance_audit": (lambda: il.plot_equivariance_audit(3), None),  # every DataFrame shape is checked by its columns
-    "PermuteNodes": (lambda: il.PermuteNodes(3), None),
-    "Product": (lambda: il.Product("S_n", il.SO3("1x1o")), None),
-    "RotatePositions": (lambda: il.RotatePositions(3), None),
-    "GramInvariants": (lambda: il.GramInvariants(4), lambda: il.GramInvariants("1x9q")),
-    "PooledCompleteInvariants": (lambda: il.PooledCompleteInvariants(4), lambda: il.PooledCompleteInvariants(il.SO3("1x0e + 1x1o"), pool="median")),
-    "PooledIrrepNorms": (lambda: il.PooledIrrepNorms(4), lambda: il.PooledIrrepNorms("1x1o", pool="median")),
-    "PooledScalars": (lambda: il.PooledScalars(4), lambda: il.PooledScalars("1x0e", pool="median")),
-    "gram_invariants": (lambda: il.gram_invariants(zs.tolist(), "1x0e + 1x1o"), lambda: il.gram_invariants(zs[0], "1x0e + 1x1o")),
-    "pooled_complete_invariants": (lambda: il.pooled_complete_invariants(zs.tolist(), il.SO3("1x0e + 1x1o")),
-                                   lambda: il.pooled_complete_invariants(zs[0], il.SO3("1x0e + 1x1o"))),
-    "pooled_irrep_norms": (lambda: il.pooled_irrep_norms(zs.tolist(), "1x0e + 1x1o"), lambda: il.pooled_irrep_norms(zs[0], "1x0e + 1x1o")),
-    "pooled_scalars": (lambda: il.pooled_scalars(zs.tolist(), "1x0e + 1x1o"), lambda: il.pooled_scalars(zs[0], "1x0e + 1x1o")),
-    "set_quotient_bounds": (lambda: il.set_quotient_bounds(zs.tolist(), zs, "1x0e + 1x1o"),
-                            lambda: il.set_quotient_bounds(zs, zs[:2], "1x0e + 1x1o")),
+    # issue 29 (your own model): cases from helper "ownlib", each checked there
+    "capture_latents": (lambda: il.capture_latents(lin, 0, zs), lambda: il.capture_latents(lin, "1", zs)),
+    "LatentCapture": (lambda: il.LatentCapture(lin, "0", select=3), lambda: il.LatentCapture(lin, [])),
+    "equivariance_audit": (lambda: il.equivariance_audit(lin, zs, "0", P, "S_n"),
+                           lambda: il.equivariance_audit(lin, zs, "0", P, P, n_elements=0)),
+    "plot_equivariance_audit": (lambda: il.plot_equivariance_audit(il.equivariance_audit(lin, zs, "0", P, P), ax="ax"),
+                                lambda: il.plot_equivariance_audit(il.equivariance_audit(lin, zs, "0", P, P).iloc[:0])),
+    "RotatePositions": (lambda: il.RotatePositions(3), lambda: il.RotatePositions().act(torch.eye(3), {"pos": torch.zeros(2, 3)})),
+    "PermuteNodes": (lambda: il.PermuteNodes().act(torch.arange(2.0), {"pos": torch.zeros(2, 3)}),
+                     lambda: il.PermuteNodes().act(torch.zeros(2, dtype=torch.long), {"pos": torch.zeros(2, 3)})),
+    "Product": (lambda: il.Product(P, "1x1o"), lambda: il.Product(P, il.SO3("1x0e + 1x1o")).check_latent(zs[0])),
+    "pooled_scalars": (lambda: il.pooled_scalars(zs.tolist(), "1x0e + 1x1o"), lambda: il.pooled_scalars(zs, "1x0e + 1x1o", pool="max")),
+    "PooledScalars": (lambda: il.PooledScalars("1x0e + 1x1o")(zs.long()), lambda: il.PooledScalars("1x0e + 1x1o", pool="max")),
+    "pooled_irrep_norms": (lambda: il.pooled_irrep_norms(zs, 4), lambda: il.pooled_irrep_norms(zs, "2x1o")),
+    "PooledIrrepNorms": (lambda: il.PooledIrrepNorms(4), lambda: il.PooledIrrepNorms("1x0e + 1x1o")(zs[0])),
+    "pooled_complete_invariants": (lambda: il.pooled_complete_invariants(zs, 4), lambda: il.pooled_complete_invariants(zs, il.SO3("1x0e + 1x1o"), degree=4)),
+    "PooledCompleteInvariants": (lambda: il.PooledCompleteInvariants(4), lambda: il.PooledCompleteInvariants(il.SO3("1x0e + 1x1o"), pool="max")),
+    "gram_invariants": (lambda: il.gram_invariants(zs, "1x0e + 1x1o", torch.ones(2, 3)), lambda: il.gram_invariants(zs, "1x0e + 1x1o", parts=("trace",))),
+    "GramInvariants": (lambda: il.GramInvariants(4), lambda: il.GramInvariants("1x0e + 1x1o", parts=())),
+    "set_quotient_bounds": (lambda: il.set_quotient_bounds(zs, zs.tolist(), "1x0e + 1x1o"), lambda: il.set_quotient_bounds(zs, zs[:1], "1x0e + 1x1o")),
+    "pairwise_set_quotient_bounds": (lambda: il.pairwise_set_quotient_bounds(zs, "1x0e + 1x1o", starts=1.5),
+                                     lambda: il.pairwise_set_quotient_bounds(zs, "1x0e + 1x1o", starts=0)),
 }
 
 
