@@ -49,7 +49,9 @@ def book_vae_settings() -> tuple[dict, dict]:
         hidden=by_profile(smoke=32, cpu=64, gpu=64),
         depth=2,
         decoder_depth=3,
-        decoder=by_profile(smoke="sort-transformer", cpu="sort-autoregressive", gpu="sort-autoregressive"),
+        decoder=by_profile(
+            smoke="sort-transformer", cpu="sort-autoregressive", gpu="sort-autoregressive"
+        ),
     )
     train_cfg = dict(
         epochs=by_profile(smoke=5, cpu=12, gpu=60),
