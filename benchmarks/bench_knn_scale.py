@@ -108,7 +108,11 @@ def machine() -> dict:
             "lapx": invlatent.quotient._batched_assignment.have_lapx()}
 
 
+TAG = ""  # --tag: suffix of the record's name (e.g. a thread count)
+
+
 def save(name: str, rec: dict) -> None:
+    name += TAG
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     allrec = json.loads(RESULTS.read_text()) if RESULTS.exists() else {"runs": {}}
     rec["machine"] = machine()
@@ -142,6 +146,7 @@ def run_approx(N: int, cache: Path, index: str, k_factor: int, queries: int, opt
     (ix, build, (d, i)), rec = measure(go)
     rec.update(kind="clustered", N=N, k=K, index=index, k_factor=k_factor, options=ix.options, build_s=build,
                stats=st)
+    np.savez(cache / f"approx_{index}_{N}.npz", d=d.numpy(), i=i.numpy())
     ref = cache / f"exact_clustered_{N}.npz"
     if ref.exists():
         rec["recall_at_10"] = recall(np.load(ref)["i"], i.numpy())
@@ -156,6 +161,18 @@ def run_approx(N: int, cache: Path, index: str, k_factor: int, queries: int, opt
         rec["recall_at_10"] = recall(ri.numpy(), i[q].numpy())
         rec["recall_reference"] = f"certified flat index (exact) on {queries} sampled queries"
     save(f"approx_{index}_{N}", rec)
+
+
+def run_recall(N: int, cache: Path, index: str) -> None:
+    """Recall@10 of a cached approximate run against the exact lists cached later (same N)."""
+    allrec = json.loads(RESULTS.read_text())
+    name = f"approx_{index}_{N}{TAG}"
+    rec = allrec["runs"][name]
+    got = recall(np.load(cache / f"exact_clustered_{N}.npz")["i"], np.load(cache / f"approx_{index}_{N}.npz")["i"])
+    rec["sampled_recall_at_10"], rec["sampled_recall_reference"] = rec["recall_at_10"], rec["recall_reference"]
+    rec["recall_at_10"], rec["recall_reference"] = got, "quotient_knn (exact) on all N"
+    RESULTS.write_text(json.dumps(allrec, indent=1) + "\n")
+    print(name, "recall@10", got)
 
 
 def run_codes(c: int, cache: Path, N: int | None) -> None:
@@ -180,7 +197,7 @@ def run_codes(c: int, cache: Path, N: int | None) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["exact", "random", "approx", "codes"])
+    ap.add_argument("what", choices=["exact", "random", "approx", "recall", "codes"])
     ap.add_argument("size", type=int, help="N (exact, random, approx) or channels c (codes)")
     ap.add_argument("--n", type=int, default=None, help="codes: first N molecules only")
     ap.add_argument("--index", default="hnsw", choices=["flat", "ivf", "hnsw"])
@@ -190,7 +207,10 @@ def main(argv=None) -> int:
     ap.add_argument("--nprobe", type=int, default=16)
     ap.add_argument("--memory-budget", type=int, default=1 << 30)
     ap.add_argument("--cache", default=os.environ.get("INVLATENT_KNN_CACHE", "/tmp/invlatent-knn-bench"))
+    ap.add_argument("--tag", default="", help="suffix of the record's name, e.g. _t1")
     args = ap.parse_args(argv)
+    global TAG
+    TAG = args.tag
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     if args.what in ("exact", "random"):
@@ -198,6 +218,8 @@ def main(argv=None) -> int:
     elif args.what == "approx":
         opts = {"efSearch": args.efSearch} if args.index == "hnsw" else ({"nprobe": args.nprobe} if args.index == "ivf" else {})
         run_approx(args.size, cache, args.index, args.k_factor, args.queries, opts)
+    elif args.what == "recall":
+        run_recall(args.size, cache, args.index)
     else:
         run_codes(args.size, cache, args.n)
     return 0
