@@ -1,7 +1,7 @@
 r"""SevenNet adapter: a pretrained third-party interatomic potential as a latent source.
 
-SevenNet-0 :cite:`park2024sevennet` is an e3nn message-passing potential of the NequIP family
-:cite:`batzner2022nequip`, trained on the Materials Project trajectories. Its weights ship
+SevenNet-0 (Park et al., J. Chem. Theory Comput. 2024) is an e3nn message-passing potential of the NequIP family
+(Batzner et al., Nat. Commun. 2022), trained on the Materials Project trajectories. Its weights ship
 inside the ``sevenn`` wheel, so everything here runs offline. This module is the only
 SevenNet-specific code in ``invlatent``: it loads the model, builds its batched input from
 padded point clouds, names its interaction blocks and turns their node features into the
