@@ -145,6 +145,12 @@ __all__ += ["LatentCapture", "capture_latents", "equivariance_audit", "plot_equi
             "set_quotient_bounds", "pairwise_set_quotient_bounds"]
 # --- end issue 29 ---
 
+# --- issue 30: approximate quotient k-NN index (FAISS, the 'fast' extra, imported when built) ---
+from .quotient import QuotientIndex
+
+__all__ += ["QuotientIndex"]
+# --- end issue 30 ---
+
 # --- old module paths (kept for one release, each with a DeprecationWarning; see CHANGELOG.md) ---
 from . import _deprecated
 

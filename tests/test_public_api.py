@@ -93,6 +93,8 @@ BAD = {
     "view_correlation": (lambda: il.view_correlation(z.tolist(), z), lambda: il.view_correlation(zi, zi[:2])),
     "rot90": (lambda: il.rot90(img, 1.5), lambda: il.rot90(img[0])),
     "rotate": (lambda: il.rotate(img, "90"), lambda: il.rotate(img, float("nan"))),
+    # issue 30: the FAISS index (cases from helper "knn")
+    "QuotientIndex": (lambda: il.QuotientIndex(k_factor="2"), lambda: il.QuotientIndex("lsh")),
     # issue 29 (your own model): cases from helper "ownlib", each checked there
     "capture_latents": (lambda: il.capture_latents(lin, 0, zs), lambda: il.capture_latents(lin, "1", zs)),
     "LatentCapture": (lambda: il.LatentCapture(lin, "0", select=3), lambda: il.LatentCapture(lin, [])),
