@@ -211,6 +211,13 @@ class Permutation(Group):
         from .._blockwise import knn_by_blocks
         from ..quotient._knn import knn_permutation
 
+        if options.get("method") == "faiss":  # quotient_knn(method="faiss"): FAISS + exact re-ranking
+            from ..quotient._index import QuotientIndex
+
+            index = QuotientIndex(**options.get("index_options", {}))
+            index.add(Z, mask=mask)
+            d, i = index.search(Z, k, mask=mask, exclude=torch.arange(Z.shape[0]), stats=stats)
+            return d.to(device=Z.device, dtype=Z.dtype), i.to(Z.device)
         if options:
             raise TypeError(f"Permutation.knn got unexpected options {sorted(options)}")
 

@@ -55,7 +55,7 @@ import numpy as np
 import torch
 
 from .._validation import check_tensor, describe
-from ..groups.base import check_group
+from ..groups.base import Group, check_group
 from .._blockwise import knn_by_blocks  # noqa: F401 (moved there; importable here as before)
 from ._batched_assignment import solve_assignment
 
@@ -259,7 +259,7 @@ def _chunked(fn, zq_idx, zt_idx, Z64, chunk: int = 1 << 13):
 
 def _select_by_index(vals: torch.Tensor, ids: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row of ``vals (q, W)`` with target indices ``ids (q, W)``: the ``k`` smallest values,
-    ties broken by the smaller index (not by position, as in :func:`_select`)."""
+    ties broken by the smaller index (not by position)."""
     W = vals.shape[1]
     kk = min(W, k + 8)
     top, pos = torch.topk(vals, kk, dim=1, largest=False, sorted=True)
@@ -488,15 +488,9 @@ def quotient_knn(Z: torch.Tensor, k: int, group, mask: torch.Tensor | None = Non
     if index_options is not None and method != "faiss":
         raise ValueError("index_options is only used with method='faiss'")
     if method == "faiss":
-        from ..groups import Permutation
-        from ._index import QuotientIndex
-
-        if not isinstance(group, Permutation):
+        if type(group).knn is Group.knn:  # only groups with an embedding search (Permutation) take it
             raise ValueError(f"method='faiss' needs the group Permutation() (sort embedding), got {group!r}")
-        index = QuotientIndex(**(index_options or {}))
-        index.add(Z, mask=mask)
-        d, i = index.search(Z, k, mask=mask, exclude=torch.arange(N), stats=stats)
-        return d.to(device=Z.device, dtype=Z.dtype), i.to(Z.device)
+        return group.knn(Z, k, mask=mask, stats=stats, method="faiss", index_options=index_options or {})
     # a block of rows against all N (the all-pairs path of other groups holds rows * N float64
     # distances and a few copies; the S_n search plans its own chunks within the budget)
     block_size = max(1, min(block_size, memory_budget // (32 * N)))
