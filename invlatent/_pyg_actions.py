@@ -100,6 +100,8 @@ class RotatePositions:
         groups to test how the layers transform under reflections (parity). ``act`` applies any
         ``(B, 3, 3)`` matrices it is given.
 
+    Notes
+    -----
     An element is a batch of rotation matrices ``(B, 3, 3)``: ``B = 1`` rotates the whole input;
     ``B = num_graphs`` rotates graph ``k`` (nodes with ``batch == k``) by ``R[k]`` (node-level
     fields only).

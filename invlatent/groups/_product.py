@@ -53,6 +53,8 @@ class Product(Group):
     fiber : group acting on rows ``(B, d)``
         E.g. :class:`~invlatent.groups.SO3` or :class:`~invlatent.groups.O3` on irreps.
 
+    Notes
+    -----
     An element is a tuple ``(sigma, h)``: ``sigma`` in the permutation group's format
     (``(B, n)`` indices, or :class:`~invlatent.groups.LazyPermutations`) and ``h`` a batch of
     ``B`` fiber elements (rotations ``(B, 3, 3)``). ``act(g, z, mask)`` applies

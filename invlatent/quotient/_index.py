@@ -81,9 +81,11 @@ def _int_option(name: str, value, minimum: int = 1, optional: bool = False):
 class QuotientIndex:
     r"""Nearest neighbours in the :math:`S_n` quotient of ``(N, n, c)`` node latents, through FAISS.
 
-    Parameters (named after FAISS's)
-    --------------------------------
-    index : ``"flat"`` (exact, ``IndexFlatL2``), ``"ivf"`` (``IndexIVFFlat``) or ``"hnsw"`` (``IndexHNSWFlat``)
+    Parameters
+    ----------
+    index : str
+        ``"flat"`` (exact, ``IndexFlatL2``), ``"ivf"`` (``IndexIVFFlat``) or ``"hnsw"``
+        (``IndexHNSWFlat``). The other parameters are named after FAISS's.
     nlist : int, optional
         IVF lists (default :math:`4\sqrt N` at the first :meth:`add`, which also trains the
         quantizer on at most ``256 * nlist`` latents).
