@@ -105,7 +105,7 @@ def machine() -> dict:
                             cwd=HERE.parent).stdout.strip()
     return {"date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "commit": commit,
-            "lapx": invlatent.quotient._batched_assignment.have_lapx()}
+            "lapx": invlatent.quotient._batched_assignment.have_lapx(), "workers": WORKERS}
 
 
 TAG = ""  # --tag: suffix of the record's name (e.g. a thread count)
@@ -121,10 +121,14 @@ def save(name: str, rec: dict) -> None:
     print(name, json.dumps({k: v for k, v in rec.items() if k != "machine"}), flush=True)
 
 
+WORKERS = None  # --workers: threads of the search (default: torch's thread count)
+
+
 def run_exact(kind: str, N: int, cache: Path, budget: int) -> None:
     Z, mask = latents(kind, N)
     st = {}
-    (d, i), rec = measure(lambda: quotient_knn(Z, K, Permutation(), mask=mask, stats=st, memory_budget=budget))
+    (d, i), rec = measure(lambda: quotient_knn(Z, K, Permutation(), mask=mask, stats=st, memory_budget=budget,
+                                               workers=WORKERS))
     np.savez(cache / f"exact_{kind}_{N}.npz", d=d.numpy(), i=i.numpy())
     rec.update(kind=kind, N=N, k=K, input_MB=Z.numel() * 8 / 2**20, stats=st)
     save(f"exact_{kind}_{N}", rec)
@@ -141,7 +145,7 @@ def run_approx(N: int, cache: Path, index: str, k_factor: int, queries: int, opt
         t0 = time.perf_counter()
         ix.add(Z, mask=mask)
         build = time.perf_counter() - t0
-        return ix, build, ix.search(Z, K, mask=mask, exclude=torch.arange(N), stats=st)
+        return ix, build, ix.search(Z, K, mask=mask, exclude=torch.arange(N), stats=st, workers=WORKERS)
 
     (ix, build, (d, i)), rec = measure(go)
     rec.update(kind="clustered", N=N, k=K, index=index, k_factor=k_factor, options=ix.options, build_s=build,
@@ -156,7 +160,7 @@ def run_approx(N: int, cache: Path, index: str, k_factor: int, queries: int, opt
         flat = QuotientIndex("flat")
         flat.add(Z, mask=mask)
         t0 = time.perf_counter()
-        _, ri = flat.search(Z[q], K, mask=mask[q], exclude=q)
+        _, ri = flat.search(Z[q], K, mask=mask[q], exclude=q, workers=WORKERS)
         rec["reference_s"] = time.perf_counter() - t0
         rec["recall_at_10"] = recall(ri.numpy(), i[q].numpy())
         rec["recall_reference"] = f"certified flat index (exact) on {queries} sampled queries"
@@ -183,12 +187,12 @@ def run_codes(c: int, cache: Path, N: int | None) -> None:
         Z, mask = Z[:N], mask[:N]
     N = len(Z)
     st = {}
-    (d0, i0), rec = measure(lambda: quotient_knn(Z, K, Permutation(), mask=mask, stats=st))
+    (d0, i0), rec = measure(lambda: quotient_knn(Z, K, Permutation(), mask=mask, stats=st, workers=WORKERS))
     out = {"N": N, "c": c, "encode_s": enc["seconds"], "exact": dict(rec, stats=st)}
     for index in ("flat", "hnsw"):
         s2 = {}
         (d1, i1), r = measure(lambda: quotient_knn(Z, K, Permutation(), mask=mask, method="faiss",
-                                                   index_options={"index": index}, stats=s2))
+                                                   index_options={"index": index}, stats=s2, workers=WORKERS))
         out[index] = dict(r, stats=s2, recall_at_10=recall(i0.numpy(), i1.numpy()),
                           identical_lists=bool(torch.equal(i0, i1)),
                           max_abs_distance_difference=float((d0 - d1).abs().max()))
@@ -208,15 +212,19 @@ def main(argv=None) -> int:
     ap.add_argument("--memory-budget", type=int, default=1 << 30)
     ap.add_argument("--cache", default=os.environ.get("INVLATENT_KNN_CACHE", "/tmp/invlatent-knn-bench"))
     ap.add_argument("--tag", default="", help="suffix of the record's name, e.g. _t1")
+    ap.add_argument("--workers", type=int, default=None, help="threads of the search (default: torch's)")
+    ap.add_argument("--M", type=int, default=32, help="HNSW neighbours per node")
+    ap.add_argument("--efConstruction", type=int, default=64)
     args = ap.parse_args(argv)
-    global TAG
-    TAG = args.tag
+    global TAG, WORKERS
+    TAG, WORKERS = args.tag, args.workers
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     if args.what in ("exact", "random"):
         run_exact("clustered" if args.what == "exact" else "random", args.size, cache, args.memory_budget)
     elif args.what == "approx":
-        opts = {"efSearch": args.efSearch} if args.index == "hnsw" else ({"nprobe": args.nprobe} if args.index == "ivf" else {})
+        opts = ({"efSearch": args.efSearch, "M": args.M, "efConstruction": args.efConstruction} if args.index == "hnsw"
+                else ({"nprobe": args.nprobe} if args.index == "ivf" else {}))
         run_approx(args.size, cache, args.index, args.k_factor, args.queries, opts)
     elif args.what == "recall":
         run_recall(args.size, cache, args.index)

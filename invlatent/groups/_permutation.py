@@ -203,9 +203,10 @@ class Permutation(Group):
 
     def knn(self, Z: torch.Tensor, k: int, *, mask: torch.Tensor | None = None, block_size: int = 256,
             first_candidates: int | None = None, solver: str = "auto", stats: dict | None = None,
-            memory_budget: int | None = None, **options):
+            memory_budget: int | None = None, workers: int | None = None, **options):
         """Exact quotient k-NN pruned by Chamfer and dual lower bounds (:mod:`invlatent.quotient._knn`),
-        within ``memory_budget`` bytes of working memory (default 1 GiB); padded slots of ``mask``
+        within ``memory_budget`` bytes of working memory (default 1 GiB), its query blocks on
+        ``workers`` threads (default: PyTorch's thread count); padded slots of ``mask``
         count as zero nodes. Complex latents: all pairs, block by block. (``**options``: the
         protocol's; Permutation knows none beyond those named.)"""
         from .._blockwise import knn_by_blocks
@@ -216,7 +217,7 @@ class Permutation(Group):
 
             index = QuotientIndex(**options.get("index_options", {}))
             index.add(Z, mask=mask)
-            d, i = index.search(Z, k, mask=mask, exclude=torch.arange(Z.shape[0]), stats=stats)
+            d, i = index.search(Z, k, mask=mask, exclude=torch.arange(Z.shape[0]), stats=stats, workers=workers)
             return d.to(device=Z.device, dtype=Z.dtype), i.to(Z.device)
         if options:
             raise TypeError(f"Permutation.knn got unexpected options {sorted(options)}")
@@ -228,7 +229,7 @@ class Permutation(Group):
             return knn_by_blocks(Z, k, lambda rows: self.pairwise_quotient_distance(rows, Z), block_size, stats)
         first = max(2 * k, k + 8) if first_candidates is None else first_candidates
         budget = {} if memory_budget is None else {"memory_budget": memory_budget}
-        d, i = knn_permutation(Z, k, block_size, first, solver, stats, **budget)
+        d, i = knn_permutation(Z, k, block_size, first, solver, stats, workers=workers, **budget)
         return d.to(device=Z.device, dtype=Z.dtype), i.to(Z.device)
 
     def template_orbit(self, templates: torch.Tensor) -> None:

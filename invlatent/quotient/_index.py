@@ -31,12 +31,15 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 
 from .._validation import check_mask, check_tensor, describe
+from .._threads import default_workers, map_blocks
 from ._knn import _MARGIN, _dual_bound, _select_by_index, exact_sq
 
 __all__ = ["QuotientIndex", "have_faiss"]
@@ -52,6 +55,20 @@ def _faiss():
         raise ImportError("QuotientIndex needs FAISS, an optional dependency: pip install 'invlatent[fast]' "
                           "(or pip install faiss-cpu)") from err
     return faiss
+
+
+@contextmanager
+def faiss_threads(faiss, n: int | None) -> Iterator[None]:
+    """FAISS's OpenMP thread count set to ``n`` inside the block (``None``: unchanged)."""
+    if n is None or not hasattr(faiss, "omp_get_max_threads"):
+        yield
+        return
+    old = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(n)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(old)
 
 
 def have_faiss() -> bool:
@@ -212,7 +229,7 @@ class QuotientIndex:
     # -- searching ------------------------------------------------------------------------------
     def search(self, Z: torch.Tensor, k: int, mask: torch.Tensor | None = None, *,
                exclude: torch.Tensor | None = None, stats: dict | None = None,
-               batch: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+               batch: int = 4096, workers: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         r"""The ``k`` nearest stored latents of each query in the quotient metric.
 
         Parameters
@@ -222,11 +239,15 @@ class QuotientIndex:
         exclude : LongTensor, shape ``(Q,)``, optional
             One stored index per query never to return (its own index, for a k-NN graph).
         stats : dict, optional
-            Filled with ``candidates`` (pairs FAISS returned), ``exact_pairs`` (assignments solved in
-            re-ranking), ``widened`` (flat: query rows searched again with more candidates) and the
-            seconds spent in FAISS (``faiss_s``) and in re-ranking (``rerank_s``).
+            Filled with ``candidates`` (pairs FAISS returned), ``exact_pairs`` (exact distances
+            evaluated in re-ranking), ``solver_pairs`` (those that needed the assignment solver), ``widened`` (flat: query rows searched again with more candidates) and the
+            seconds spent in FAISS (``faiss_s``) and in re-ranking (``rerank_s``), summed over
+            the workers.
         batch : int
             Queries per FAISS call and re-ranking step (memory ``O(batch * k * k_factor * n^2 c)``).
+        workers : int, optional
+            Threads that search batches in parallel, each with one PyTorch and one FAISS thread
+            (default: ``torch.get_num_threads()``); the result does not depend on it.
 
         Returns
         -------
@@ -250,21 +271,30 @@ class QuotientIndex:
         if not 1 <= k <= top:
             raise ValueError(f"k must be between 1 and {top} (the latents stored{', less the excluded one' if exclude is not None else ''}), got {k}")
         self._set_search_params()
-        counts = {"candidates": 0, "exact_pairs": 0, "widened": 0, "faiss_s": 0.0, "rerank_s": 0.0}
         out_d = torch.full((Q, k), math.inf, dtype=torch.float64)
         out_i = torch.full((Q, k), -1, dtype=torch.long)
-        for s in range(0, Q, batch):
+
+        def search_batch(s: int) -> dict:
+            part = {"candidates": 0, "exact_pairs": 0, "solver_pairs": 0, "widened": 0, "faiss_s": 0.0, "rerank_s": 0.0}
             rows = torch.arange(s, min(Q, s + batch))
             kp = min(self.ntotal, k * self.options["k_factor"] + (exclude is not None))
             while len(rows):
                 ex = None if exclude is None else exclude[rows]
-                d, i, ok = self._search_rows(Zq[rows], k, kp, ex, counts)
-                out_d[rows], out_i[rows] = d, i
+                d, i, ok = self._search_rows(Zq[rows], k, kp, ex, part)
+                out_d[rows], out_i[rows] = d, i  # rows of different batches are disjoint
                 if self.options["index"] != "flat" or kp >= self.ntotal:
                     break
                 rows = rows[~ok]  # flat: rows whose certificate failed, again with twice the candidates
-                counts["widened"] += len(rows)
+                part["widened"] += len(rows)
                 kp = min(self.ntotal, 2 * kp)
+            return part
+
+        counts = {"candidates": 0, "exact_pairs": 0, "solver_pairs": 0, "widened": 0, "faiss_s": 0.0, "rerank_s": 0.0}
+        workers = default_workers() if workers is None else _int_option("workers", workers)
+        with faiss_threads(self._faiss, 1 if workers > 1 else None):
+            for part in map_blocks(search_batch, list(range(0, Q, batch)), workers):
+                for key, v in part.items():
+                    counts[key] += v
         if stats is not None:
             stats.update(counts)
             stats["rerank_fraction"] = counts["exact_pairs"] / max(1, counts["candidates"])
@@ -297,7 +327,7 @@ class QuotientIndex:
 
         def solve(r, c):
             if len(r):
-                vals[r, c] = exact_sq(Zq[r], Zt[Ic[r, c]], solver)
+                vals[r, c] = exact_sq(Zq[r], Zt[Ic[r, c]], solver, counts)
             counts["exact_pairs"] += len(r)
 
         # the k candidates with the smallest bounds, then the others whose bounds do not exceed

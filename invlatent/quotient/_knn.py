@@ -50,6 +50,7 @@ it was solved in; the assignment solver is
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import torch
@@ -57,6 +58,7 @@ import torch
 from .._validation import check_tensor, describe
 from ..groups.base import Group, check_group
 from .._blockwise import knn_by_blocks  # noqa: F401 (moved there; importable here as before)
+from .._threads import default_workers, intra_op_threads, map_blocks
 from ._batched_assignment import solve_assignment
 
 __all__ = ["quotient_knn", "DEFAULT_MEMORY_BUDGET"]
@@ -96,12 +98,16 @@ def _seq_cost(zq: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
     return cost
 
 
-def exact_sq(zq: torch.Tensor, zt: torch.Tensor, solver: str = "auto") -> torch.Tensor:
+def exact_sq(zq: torch.Tensor, zt: torch.Tensor, solver: str = "auto", counts: dict | None = None) -> torch.Tensor:
     r"""Exact squared quotient distances of pairs ``(zq[p], zt[p])``, float64 ``(P,)``.
 
     The value is :math:`\sum_i C_{i,\pi^\star(i)}` summed over the query's rows ``i`` in order; for
     one channel the optimal matching pairs sorted with sorted (rearrangement inequality), summed over
-    the sorted rows in order (no solver).
+    the sorted rows in order (no solver). For ``c > 1`` a pair whose rows have ``n`` distinct nearest
+    columns needs no solver either: that matching attains :math:`\sum_i \min_j C_{ij}`, a lower bound
+    of every assignment (near neighbours are mostly such pairs); the others go to
+    :func:`~invlatent.quotient._batched_assignment.solve_assignment` (their number is added to
+    ``counts["solver_pairs"]`` when ``counts`` is given).
     """
     P, n, c = zq.shape
     if P == 0:
@@ -114,7 +120,15 @@ def exact_sq(zq: torch.Tensor, zt: torch.Tensor, solver: str = "auto") -> torch.
             val += d[:, i]
         return val
     cost = _seq_cost(zq, zt)
-    perm = torch.from_numpy(solve_assignment(cost.numpy(), solver))
+    # every row's nearest column; where these are n distinct columns they form a permutation that
+    # attains the lower bound sum_i min_j C_ij of every assignment, so it is optimal (no solver)
+    perm = cost.min(2).indices  # (P, n)
+    used = torch.zeros(P, n, dtype=torch.int32).scatter_add_(1, perm, torch.ones(P, n, dtype=torch.int32))
+    rest = (used != 1).any(1).nonzero().flatten()
+    if len(rest):
+        perm[rest] = torch.from_numpy(solve_assignment(cost[rest].numpy(), solver))
+    if counts is not None:
+        counts["solver_pairs"] = counts.get("solver_pairs", 0) + len(rest)
     picked = cost.gather(2, perm.unsqueeze(-1)).squeeze(-1)  # (P, n)
     val = picked[:, 0].clone()
     for i in range(1, n):
@@ -157,25 +171,30 @@ def _radii(E: torch.Tensor, labels: torch.Tensor, K: int):
     return centres, torch.zeros(K, dtype=E.dtype).scatter_reduce_(0, labels, dist, "amax")
 
 
-def _clusters(E: torch.Tensor, leaf: int, splits: int = 8):
+def _clusters(E: torch.Tensor, leaf: int, splits: int = 8, workers: int = 1):
     r"""Clusters of the sort embedding: labels ``(N,)``, centres ``(K, n c)`` and radii ``(K,)``
     (float64, the largest member distance, enlarged by a round-off margin that also covers the
-    matmul form of :func:`_sq_dist`).
+    matmul form of :func:`_sq_dist`), and the first-level group of each cluster ``(K,)``.
 
     Two levels, so that clustering costs :math:`O(N\sqrt{N/\text{leaf}})` rather than
     :math:`O(N^2/\text{leaf})`: about :math:`\sqrt{N/\text{leaf}}` clusters, each split into clusters of
-    about ``leaf``; then up to ``splits`` rounds in which every cluster wider than twice the median
-    radius (a few Lloyd steps can leave one straddling two groups, and one wide cluster is a
-    candidate for many queries) is split in two."""
+    about ``leaf`` (the second level on ``workers`` threads); then up to ``splits`` rounds in which
+    every cluster wider than twice the median radius (a few Lloyd steps can leave one straddling
+    two groups, and one wide cluster is a candidate for many queries) is split in two."""
     N = E.shape[0]
     top = _kmeans(E, round(math.sqrt(N / leaf))) if N >= 4 * leaf else torch.zeros(N, dtype=torch.long)
+    order = torch.argsort(top, stable=True)
+    groups = [idx for idx in torch.split(order, torch.bincount(top).tolist()) if len(idx)]
+
+    def split(idx: torch.Tensor) -> torch.Tensor:
+        K = len(idx) // leaf
+        return _kmeans(E[idx], K) if K > 1 else torch.zeros(len(idx), dtype=torch.long)
+
     labels = torch.empty(N, dtype=torch.long)
     used = 0
-    for t in top.unique():
-        idx = (top == t).nonzero().flatten()
-        K = len(idx) // leaf
-        labels[idx] = used + (_kmeans(E[idx], K) if K > 1 else 0)
-        used += max(K, 1)
+    for idx, sub in zip(groups, map_blocks(split, groups, workers)):
+        labels[idx] = used + sub
+        used += max(len(idx) // leaf, 1)
     _, labels = torch.unique(labels, return_inverse=True)  # drop empty clusters
     K = int(labels.max()) + 1
     centres, radii = _radii(E, labels, K)
@@ -192,7 +211,8 @@ def _clusters(E: torch.Tensor, leaf: int, splits: int = 8):
         K = int(labels.max()) + 1
         centres, radii = _radii(E, labels, K)
     scale = E.norm(dim=1).amax() + centres.norm(dim=1).amax()
-    return labels, centres, radii + 1e-6 * scale
+    _, parent = torch.unique(torch.zeros(K, dtype=torch.long).scatter_(0, labels, top), return_inverse=True)
+    return labels, centres, radii + 1e-6 * scale, parent
 
 
 def _chamfer(Zq32: torch.Tensor, Zt32: torch.Tensor, tile: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
@@ -288,14 +308,22 @@ def plan_memory(memory_budget: int, N: int, n: int, c: int, block: int) -> dict:
     pairs = max(1, memory_budget // _BYTES_PER_PAIR)
     query_block = max(1, min(block, pairs // (K + _TILE), memory_budget // (_BYTES_PER_QUERY_NODE * n * _TILE)))
     target_chunk = max(1, min(N, pairs // query_block))
-    solve_batch = max(16, min(1 << 13, memory_budget // (_BYTES_PER_SOLVE * n * n * (c + 2))))
+    solve_batch = max(16, min(1 << 11, memory_budget // (_BYTES_PER_SOLVE * n * n * (c + 2))))
     return {"query_block": query_block, "target_chunk": target_chunk, "solve_batch": solve_batch}
 
 
 def knn_permutation(Z: torch.Tensor, k: int, block: int, first: int, solver: str, stats: dict | None,
-                    leaf: int = _LEAF, memory_budget: int = DEFAULT_MEMORY_BUDGET):
+                    leaf: int = _LEAF, memory_budget: int = DEFAULT_MEMORY_BUDGET, workers: int | None = None):
     """Exact k-NN for S_n on ``(N, n, c)`` real latents by the bounds of the module docstring, in
-    blocks of queries and chunks of targets sized by ``memory_budget`` (:func:`plan_memory`)."""
+    blocks of queries and chunks of targets sized by ``memory_budget`` (:func:`plan_memory`); the
+    blocks run with one intra-op thread each on ``workers`` threads (:func:`invlatent._threads.map_blocks`),
+    each within ``memory_budget / workers``."""
+    workers = default_workers() if workers is None else workers
+    with intra_op_threads(1):
+        return _knn_permutation(Z, k, block, first, solver, stats, leaf, memory_budget, workers)
+
+
+def _knn_permutation(Z, k, block, first, solver, stats, leaf, memory_budget, workers):
     N, n, c = Z.shape
     Z64 = Z.detach().to(device="cpu", dtype=torch.float64)
     Z32 = Z64.float()
@@ -304,16 +332,36 @@ def knn_permutation(Z: torch.Tensor, k: int, block: int, first: int, solver: str
     # float32 round-off of a Chamfer bound: a few ulps of every |a_i|^2 + |b_l|^2 term it sums
     slack = 1e-5 * (nrm + n * big)
     del big
+    t0 = time.perf_counter()
     E = _sort_embedding(Z64)
-    labels, centres, radii = _clusters(E, leaf)
+    labels, centres, radii, parent = _clusters(E, leaf, workers=workers)
+    t1 = time.perf_counter()
     K = len(radii)
-    plan = plan_memory(memory_budget, N, n, c, block)
+    plan = plan_memory(memory_budget // workers, N, n, c, block)
     block, chunk_t, solve_batch = plan["query_block"], plan["target_chunk"], plan["solve_batch"]
     tile = min(_TILE, chunk_t)
     sizes = torch.bincount(labels, minlength=K)
     nrm_max = torch.zeros(K, dtype=torch.float64).scatter_reduce_(0, labels, nrm, "amax")
     order = torch.argsort(labels, stable=True)  # members of cluster b: order[starts[b]:starts[b] + sizes[b]]
     starts = sizes.cumsum(0) - sizes
+    # the first level: groups of clusters, each with a centre S_t and the radius R_t of its members,
+    # so one block measures its distance to the G groups and then only to the clusters of the groups
+    # it cannot rule out (G ~ sqrt(K) rather than K per block)
+    G = int(parent.max()) + 1
+    top_of = parent[labels]
+    g_size = torch.bincount(top_of, minlength=G)
+    g_centres = torch.zeros(G, E.shape[1], dtype=E.dtype).index_add_(0, top_of, E) / g_size[:, None]
+    g_radii = torch.zeros(G, dtype=E.dtype).scatter_reduce_(0, top_of, (E - g_centres[top_of]).norm(dim=1), "amax")
+    g_radii += 1e-6 * (E.norm(dim=1).amax() + g_centres.norm(dim=1).amax())
+    g_nrm_max = torch.zeros(G, dtype=torch.float64).scatter_reduce_(0, top_of, nrm, "amax")
+    g_count = torch.bincount(parent, minlength=G)  # clusters per group
+    g_order = torch.argsort(parent, stable=True)  # clusters of group t: g_order[g_starts[t]:...]
+    g_starts = g_count.cumsum(0) - g_count
+
+    def clusters_of(groups: torch.Tensor) -> torch.Tensor:  # ascending cluster ids of these groups
+        lens = g_count[groups]
+        offs = torch.repeat_interleave(g_starts[groups] - (lens.cumsum(0) - lens), lens)
+        return g_order[offs + torch.arange(len(offs))].sort().values
 
     def members(ids: torch.Tensor) -> torch.Tensor:  # ascending indices of the members of clusters ids
         lens = sizes[ids]
@@ -324,38 +372,56 @@ def knn_permutation(Z: torch.Tensor, k: int, block: int, first: int, solver: str
     # query blocks: the members of one cluster (at most ``block`` at a time), whose targets agree
     blocks = [(a, min(a + block, e)) for b, e in zip([0] + ends[:-1], ends) for a in range(b, e, block)]
     m = min(N - 1, first)
-    exact = lambda a, b: exact_sq(a, b, solver)  # noqa: E731
     out_d = torch.empty(N, k, dtype=torch.float64)
     out_i = torch.empty(N, k, dtype=torch.long)
-    counts = {"exact_pairs": 0, "dual_pairs": 0, "bound_pairs": 0, "clusters": K, "target_chunks": 0}
-    for s, e in blocks:
+
+    def search_block(span: tuple[int, int]) -> dict:
+        s, e = span
         rows = order[s:e]
         q = len(rows)
         ar = torch.arange(q)
-        # 1. cluster bound: d(z_q, z_j) >= |e_q - e_j| >= |e_q - mu_b| - r_b for every member j of cluster b
-        clb = (_sq_dist(E[rows], centres).clamp_min_(0).sqrt_() - radii).clamp_min_(0)
-        # 2. the block's cluster and the clusters with the nearest centres, m + 1 points in all: for
-        #    each query the m nearest there by the sort bound are solved exactly, and their k-th
-        #    value u_q bounds the k-th distance from above
-        near = _sq_dist(centres[labels[rows[:1]]], centres)[0].argsort()
+        counts = {"exact_pairs": 0, "solver_pairs": 0, "dual_pairs": 0, "bound_pairs": 0, "target_chunks": 0}
+        exact = lambda a, b: exact_sq(a, b, solver, counts)  # noqa: E731
+        # 1. group bound: d(z_q, z_j) >= |e_q - e_j| >= |e_q - S_t| - R_t for every member j of group t
+        gb = (_sq_dist(E[rows], g_centres).clamp_min_(0).sqrt_() - g_radii).clamp_min_(0)  # (q, G)
+        # 2. clusters of the groups nearest to the block's cluster, the clusters with the nearest
+        #    centres among them, m + 1 points in all: for each query the m nearest there by the sort
+        #    bound are solved exactly, and their k-th value u_q bounds the k-th distance from above
+        b0 = labels[rows[:1]]
+        home = centres[b0]
+        g_near = _sq_dist(home, g_centres)[0].argsort()
+        ng = max(2, int(torch.searchsorted(g_size[g_near].cumsum(0), m + 1)) + 1)  # and the block's own
+        pool = clusters_of(torch.cat([parent[b0], g_near[:ng]]).unique())
+        near = pool[_sq_dist(home, centres[pool])[0].argsort()]
         T0 = members(near[:int(torch.searchsorted(sizes[near].cumsum(0), m + 1)) + 1])
         lb0 = torch.cdist(E[rows], E[T0]).square_()  # the sort bound: cheap, to pick candidates only
         lb0[T0[None, :] == rows[:, None]] = math.inf
         cand = T0[torch.topk(lb0, m, dim=1, largest=False).indices]  # (q, m)
-        del lb0, T0
+        del lb0, T0, pool, near
         e1 = _chunked(exact, rows[:, None].expand(q, m).reshape(-1), cand.reshape(-1), Z64, solve_batch).view(q, m)
         ub = e1.kthvalue(k, dim=1).values  # (q,)
         counts["exact_pairs"] += q * m
-        # 3. targets: members of the clusters whose bound does not exceed u_q for some query
-        alive = clb.square() <= ub[:, None] + _MARGIN * (nrm[rows, None] + nrm_max[None, :])
+        # 3. targets: members of the clusters, in the groups not ruled out, whose cluster bound
+        #    |e_q - mu_b| - r_b does not exceed u_q for some query
+        live_g = (gb.square() <= ub[:, None] + _MARGIN * (nrm[rows, None] + g_nrm_max[None, :])).any(0)
+        del gb
+        cl = clusters_of(live_g.nonzero().flatten())  # ascending
+        clb = (_sq_dist(E[rows], centres[cl]).clamp_min_(0).sqrt_() - radii[cl]).clamp_min_(0)
+        alive_cl = clb.square() <= ub[:, None] + _MARGIN * (nrm[rows, None] + nrm_max[cl][None, :])
         del clb
-        T = torch.cat([members(alive.any(0).nonzero().flatten()), cand.flatten()]).unique()
+        T = torch.cat([members(cl[alive_cl.any(0)]), cand.flatten()]).unique()
+        # alive[:, j] for targets j: cluster of j in cl and not ruled out for that query
+        def alive_of(Tc: torch.Tensor) -> torch.Tensor:
+            lab = labels[Tc]
+            pos = torch.searchsorted(cl, lab).clamp_max_(len(cl) - 1)
+            return alive_cl[:, pos] & (cl[pos] == lab)[None, :]
+
         best_v = torch.full((q, k), math.inf, dtype=torch.float64)
         best_i = torch.full((q, k), N, dtype=torch.long)
         for cs in range(0, len(T), chunk_t):  # chunks of targets: running k best per query
             Tc = T[cs:cs + chunk_t]
             lb = _chamfer_bound(Z32, slack, rows, Tc, tile)
-            lb[~alive[:, labels[Tc]]] = math.inf  # provably farther than u_q
+            lb[~alive_of(Tc)] = math.inf  # provably farther than u_q
             vals = torch.full((q, len(Tc)), math.inf, dtype=torch.float64)
             pos = torch.searchsorted(Tc, cand).clamp_max_(len(Tc) - 1)
             hit = Tc[pos] == cand  # the step-2 pairs whose target lies in this chunk
@@ -382,21 +448,30 @@ def knn_permutation(Z: torch.Tensor, k: int, block: int, first: int, solver: str
             best_v, best_i = _select_by_index(torch.cat([best_v, vals], 1),
                                               torch.cat([best_i, Tc[None, :].expand(q, -1)], 1), k)
             del vals, margin
-        out_d[rows] = best_v.clamp_min(0.0).sqrt()
+        out_d[rows] = best_v.clamp_min(0.0).sqrt()  # rows of different blocks are disjoint
         out_i[rows] = best_i
+        return counts
+
+    counts = {"exact_pairs": 0, "solver_pairs": 0, "dual_pairs": 0, "bound_pairs": 0, "clusters": K, "groups": G,
+              "target_chunks": 0}
+    for part in map_blocks(search_block, blocks, workers):
+        for key, v in part.items():
+            counts[key] += v
+    counts["cluster_s"], counts["search_s"] = t1 - t0, time.perf_counter() - t1
     if stats is not None:
         stats.update(counts)
         stats.update(plan)
         stats["all_pairs"] = N * (N - 1)
         stats["assignment_fraction"] = counts["exact_pairs"] / max(1, N * (N - 1))
         stats["memory_budget"] = memory_budget
+        stats["workers"] = workers
     return out_d, out_i
 
 
 def quotient_knn(Z: torch.Tensor, k: int, group, mask: torch.Tensor | None = None, *,
                  method: str = "exact", memory_budget: int = DEFAULT_MEMORY_BUDGET, block_size: int = 256,
                  first_candidates: int | None = None, solver: str = "auto", stats: dict | None = None,
-                 index_options: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                 index_options: dict | None = None, workers: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     r"""``k`` nearest neighbours of every latent in the quotient metric (itself excluded).
 
     .. math::
@@ -440,12 +515,19 @@ def quotient_knn(Z: torch.Tensor, k: int, group, mask: torch.Tensor | None = Non
     solver : ``"auto"``, ``"lapx"`` or ``"scipy"``
         Assignment solver (:func:`invlatent.quotient._batched_assignment.solve_assignment`).
     stats : dict, optional
-        Filled with ``exact_pairs`` (assignments solved), ``all_pairs`` ``= N (N - 1)``, and for
-        :class:`~invlatent.groups.Permutation` ``assignment_fraction`` (exact over all pairs),
-        ``bound_pairs`` (pairs given a Chamfer bound), ``dual_pairs``, ``clusters`` and the memory
-        plan (``query_block``, ``target_chunk``, ``solve_batch``, ``memory_budget``).
+        Filled with ``exact_pairs`` (exact distances evaluated), ``all_pairs`` ``= N (N - 1)``, and
+        for :class:`~invlatent.groups.Permutation` ``assignment_fraction`` (exact over all pairs),
+        ``solver_pairs`` (those that needed the assignment solver; the others had rows with distinct
+        nearest columns), ``bound_pairs`` (pairs given a Chamfer bound), ``dual_pairs``,
+        ``clusters``, ``groups``, the seconds of clustering and of the search (``cluster_s``,
+        ``search_s``) and the memory plan (``query_block``, ``target_chunk``, ``solve_batch``,
+        ``memory_budget``, ``workers``).
     index_options : dict, optional
         Keyword arguments of :class:`~invlatent.quotient.QuotientIndex` (``method="faiss"`` only).
+    workers : int, optional
+        :class:`~invlatent.groups.Permutation`, exact: threads that search query blocks in parallel,
+        each with one PyTorch intra-op thread (its operations are small) and ``memory_budget /
+        workers`` bytes (default: ``torch.get_num_threads()``). The result does not depend on it.
 
     Returns
     -------
@@ -470,13 +552,15 @@ def quotient_knn(Z: torch.Tensor, k: int, group, mask: torch.Tensor | None = Non
     group.check_latent(Z, "Z")
     N = Z.shape[0]
     for name, v in (("k", k), ("block_size", block_size), ("first_candidates", first_candidates),
-                    ("memory_budget", memory_budget)):
+                    ("memory_budget", memory_budget), ("workers", workers)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
             raise TypeError(f"{name} must be an int, got {describe(v)}")
     if not 1 <= k <= N - 1:
         raise ValueError(f"k must be between 1 and N - 1 = {N - 1}, got {k}")
     if block_size <= 0:
         raise ValueError(f"block_size must be a positive int, got {block_size}")
+    if workers is not None and workers <= 0:
+        raise ValueError(f"workers must be a positive int, got {workers}")
     if memory_budget < MIN_MEMORY_BUDGET:
         raise ValueError(f"memory_budget must be at least {MIN_MEMORY_BUDGET} bytes (1 MiB), got {memory_budget}")
     if first_candidates is None:
@@ -490,11 +574,13 @@ def quotient_knn(Z: torch.Tensor, k: int, group, mask: torch.Tensor | None = Non
     if method == "faiss":
         if type(group).knn is Group.knn:  # only groups with an embedding search (Permutation) take it
             raise ValueError(f"method='faiss' needs the group Permutation() (sort embedding), got {group!r}")
-        return group.knn(Z, k, mask=mask, stats=stats, method="faiss", index_options=index_options or {})
+        return group.knn(Z, k, mask=mask, stats=stats, method="faiss", index_options=index_options or {},
+                         workers=workers)
     # a block of rows against all N (the all-pairs path of other groups holds rows * N float64
     # distances and a few copies; the S_n search plans its own chunks within the budget)
     block_size = max(1, min(block_size, memory_budget // (32 * N)))
+    extra = {} if workers is None else {"workers": workers}
     return group.knn(Z, k, mask=mask, block_size=block_size, first_candidates=first_candidates,
-                     solver=solver, stats=stats, memory_budget=memory_budget)
+                     solver=solver, stats=stats, memory_budget=memory_budget, **extra)
 
 

@@ -79,7 +79,7 @@ def test_several_chunks_are_used():
 _PROBE = textwrap.dedent("""
     import json, os, sys, threading, torch
     from invlatent import Permutation, quotient_knn
-    budget = int(sys.argv[1])
+    budget, workers = int(sys.argv[1]), int(sys.argv[2])
     page = os.sysconf("SC_PAGE_SIZE")
     def rss():
         with open("/proc/self/statm") as fh:
@@ -91,14 +91,14 @@ _PROBE = textwrap.dedent("""
         while not done.is_set():
             peak[0] = max(peak[0], rss()); done.wait(0.0005)
     th = threading.Thread(target=sample, daemon=True); th.start()
-    quotient_knn(Z, 10, Permutation(), memory_budget=budget)
+    quotient_knn(Z, 10, Permutation(), memory_budget=budget, workers=workers)
     done.set(); th.join()
     print(json.dumps({"extra_MB": (max(peak[0], rss()) - before) / 2**20}))
 """)
 
 
-def _peak_extra_mb(budget: int) -> float:
-    res = subprocess.run([sys.executable, "-c", _PROBE, str(budget)], capture_output=True, text=True,
+def _peak_extra_mb(budget: int, workers: int = 1) -> float:
+    res = subprocess.run([sys.executable, "-c", _PROBE, str(budget), str(workers)], capture_output=True, text=True,
                          env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=600)
     assert res.returncode == 0, res.stderr
     return json.loads(res.stdout.strip().splitlines()[-1])["extra_MB"]
@@ -113,6 +113,8 @@ def test_memory_budget_is_respected():
     small, large = _peak_extra_mb(2 << 20), _peak_extra_mb(1 << 30)
     assert small < 10.0, small
     assert large > small + 8.0, (small, large)
+    # two threads share the budget (each plans its blocks within half of it)
+    assert _peak_extra_mb(2 << 20, workers=2) < 10.0
 
 
 def test_bad_parameters():
