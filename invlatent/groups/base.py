@@ -243,13 +243,14 @@ class Group:
             raise TypeError(f"max filters need a finite group, got {self!r}")
         orb = self.orbit(templates) if template_orbit is None else template_orbit
         T, G = orb.shape[:2]
-        # group-major columns: the max over g is an elementwise max of |G| contiguous (b, T) slices
+        # group-major columns: max over g = elementwise max of |G| contiguous (b, T) slices
         flat = orb.transpose(0, 1).reshape(G * T, -1).T
-        step = max(1, _MAX_INTERMEDIATE // (T * G))  # bounded (b, |G|, T) intermediate, same result
+        step = max(1, _MAX_INTERMEDIATE // (T * G))  # rows per block of (b, |G|, T) values
         zf = z.flatten(1)
         if zf.shape[0] <= step:
             return (zf @ flat).view(-1, G, T).amax(dim=1)
-        return torch.cat([(zf[i:i + step] @ flat).view(-1, G, T).amax(dim=1) for i in range(0, zf.shape[0], step)])
+        starts = range(0, zf.shape[0], step)
+        return torch.cat([(zf[i:i + step] @ flat).view(-1, G, T).amax(dim=1) for i in starts])
 
     def argmax_inner(self, z: torch.Tensor, templates: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         r"""``(best, k)``: :math:`\max_g \langle w_t, \rho(g) z_b\rangle` ``(B, T)`` and the index ``k``

@@ -157,7 +157,8 @@ class AutoregressiveSortDecoder(nn.Module):
              + self.same(same.long()))
         return self.pair_out(a)
 
-    def forward(self, z: torch.Tensor, x: torch.Tensor | None = None, adj: torch.Tensor | None = None,
+    def forward(self, z: torch.Tensor, x: torch.Tensor | None = None,
+                adj: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         zs, perm = sort_nodes(z)
         ctx = self.context(self.inp(zs) + self.rank)

@@ -93,8 +93,8 @@ def edge_pool(a: torch.Tensor, mask: torch.Tensor | None = None):
     """The pooled terms of an edge tensor ``a`` (B, n, n, C).
 
     Returns ``(d, r, c, t, s)``: diagonal (B, n, C), row means (B, n, C), column means
-    (B, n, C), mean of the diagonal (B, C) and mean of all entries (B, C), each over real
-    nodes / pairs of real nodes when ``mask`` (B, n) is given.
+    (B, n, C), mean of the diagonal (B, C) and mean of all entries (B, C), each over
+    real nodes / pairs of real nodes when ``mask`` (B, n) is given.
     """
     d = a.diagonal(dim1=1, dim2=2).transpose(1, 2)
     if mask is None:

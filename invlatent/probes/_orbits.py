@@ -72,8 +72,6 @@ def orbit_latents(
     Tensor, shape ``(B, *latent_shape, G)``
         Column :math:`k` is :math:`f(R_{\theta_0 + 360k/G}\, x)`.
     """
-    from ..rotations import rot90, rotate
-
     check_tensor(x, "x", ndim=4, expected="(B, C, H, W)")
     G = check_positive_int(n_angles, "n_angles")
     check_positive_int(batch_size, "batch_size")
@@ -83,6 +81,14 @@ def orbit_latents(
         off = off.expand(B)
     if off.shape != (B,):
         raise ValueError(f"offset must be a scalar or a tensor of shape (B,) = ({B},), got {tuple(off.shape)}")
+    return _orbit_latents(encode, x, G, off, batch_size)
+
+
+def _orbit_latents(encode, x: torch.Tensor, G: int, off: torch.Tensor, batch_size: int):
+    """:func:`orbit_latents` of checked input; ``off`` (B,): start angles in degrees."""
+    from ..rotations import rot90, rotate
+
+    B = x.shape[0]
     exact = (360 % G == 0) and (360 // G) % 90 == 0 and bool((off % 90 == 0).all())
     out = []
     for k in range(G):

@@ -37,12 +37,13 @@ def project_in_chunks(
     out_device: torch.device | str | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
-    r"""Apply ``fn`` to ``z`` in chunks along the batch axis, streaming through ``device``.
+    r"""Apply ``fn`` to ``z`` in chunks of rows, streaming them through ``device``.
 
     Parameters
     ----------
     fn : callable
-        A projection ``(b, *latent_shape) -> (b, *out_shape)`` that treats rows independently.
+        A projection ``(b, *latent_shape) -> (b, *out_shape)`` that treats rows
+        independently.
     z : Tensor, shape ``(B, *latent_shape)``
         May live on the CPU (pinned memory makes host-to-device copies asynchronous).
     chunk_size : int
