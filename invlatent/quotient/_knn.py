@@ -19,11 +19,16 @@ inequality bounds a whole cluster of it at once:
 centre :math:`\mu_b` and radius :math:`r_b`. The search:
 
 0. cluster the sort embeddings (two-level k-means into clusters of about ``leaf`` latents, the
-   widest split again); the queries go in blocks of one cluster;
-1. for a block, the cluster bounds to every cluster (one small matmul);
-2. in the block's cluster and its nearest neighbouring clusters (``m + 1`` latents at least),
-   solve the assignment exactly for each query's ``m`` nearest by the sort bound; the ``k``-th
-   smallest of these exact distances, :math:`u_q`, bounds the true ``k``-th distance from above;
+   widest split again) and give every cluster ``h`` a neighbourhood: the ``L`` clusters ``b`` with the
+   smallest :math:`\lVert\mu_h - \mu_b\rVert - r_b` and the next such value :math:`\rho_h`
+   (one ``K x K`` pass, ``K ~ N / leaf``); the queries go in blocks of one cluster;
+1. in the block's cluster and its neighbourhood (``m + 1`` latents at least), solve the assignment
+   exactly for each query's ``m`` nearest by the sort bound; the ``k``-th smallest of these exact
+   distances, :math:`u_q`, bounds the true ``k``-th distance from above;
+2. the cluster bounds of the block's queries to the clusters of its neighbourhood: for a cluster
+   ``b`` outside it, :math:`\lVert e_q - \mu_b\rVert - r_b \ge \rho_h - r_h` (triangle inequality,
+   :math:`\lVert e_q - \mu_h\rVert \le r_h`), so when :math:`(\rho_h - r_h)^2 > \max_q u_q` no cluster
+   outside can hold a neighbour; otherwise (a "wide" block) the bounds go to all ``K`` clusters;
 3. the targets are the members of every cluster whose bound is :math:`\le u_q` for some query of
    the block (on clustered data a few clusters, so the cost grows about linearly with ``N``;
    on structureless data all of them, and the search is all pairs by bounds); the Chamfer bound
@@ -44,7 +49,10 @@ The clusters only decide how much work is done, never the result. The result is 
 the brute-force all-pairs matrix (tested). Exact distances are evaluated in float64 with a fixed
 summation order (channels, then the query's rows), so a pair's value does not depend on which batch
 it was solved in; the assignment solver is
-:func:`invlatent.quotient._batched_assignment.solve_assignment` (lapx or scipy).
+:func:`invlatent.quotient._batched_assignment.solve_assignment` (lapx or scipy), called only for
+pairs whose rows do not have ``n`` distinct nearest columns (otherwise the row minima are an optimal
+matching). The blocks run with one PyTorch intra-op thread each, on ``workers`` threads
+(:mod:`invlatent._threads`): their operations are small, and OpenMP's team costs more than it gains.
 """
 
 from __future__ import annotations
@@ -70,6 +78,9 @@ _MARGIN = 1e-9
 #: Latents per cluster of the sort embedding (step 1 of the search).
 _LEAF = 32
 
+#: Clusters in a cluster's neighbourhood (:func:`_neighbourhoods`).
+_HOOD = 48
+
 #: Default working-memory budget of :func:`quotient_knn`, bytes (1 GiB), and the smallest accepted.
 DEFAULT_MEMORY_BUDGET = 1 << 30
 MIN_MEMORY_BUDGET = 1 << 20
@@ -77,8 +88,9 @@ MIN_MEMORY_BUDGET = 1 << 20
 #: Working bytes per (query, target) pair of a chunk: the float64 bound, value and margin, the two
 #: float32 Chamfer terms and their float64 maximum, the masks (measured peak / pairs, with room).
 _BYTES_PER_PAIR = 96
-#: Bytes per query node and target of a Chamfer tile (float32 distances and running minimum).
-_BYTES_PER_QUERY_NODE = 16
+#: Bytes per query node and target of a Chamfer tile, per node of the target (the float32 distances
+#: to every node, and the two minima).
+_BYTES_PER_QUERY_NODE = 8
 #: Bytes per pair, node pair and channel (+2) of a batch of exact or dual solves (float64 differences,
 #: costs, the solver's copy).
 _BYTES_PER_SOLVE = 32
@@ -174,7 +186,7 @@ def _radii(E: torch.Tensor, labels: torch.Tensor, K: int):
 def _clusters(E: torch.Tensor, leaf: int, splits: int = 8, workers: int = 1):
     r"""Clusters of the sort embedding: labels ``(N,)``, centres ``(K, n c)`` and radii ``(K,)``
     (float64, the largest member distance, enlarged by a round-off margin that also covers the
-    matmul form of :func:`_sq_dist`), and the first-level group of each cluster ``(K,)``.
+    matmul form of :func:`_sq_dist`).
 
     Two levels, so that clustering costs :math:`O(N\sqrt{N/\text{leaf}})` rather than
     :math:`O(N^2/\text{leaf})`: about :math:`\sqrt{N/\text{leaf}}` clusters, each split into clusters of
@@ -211,36 +223,52 @@ def _clusters(E: torch.Tensor, leaf: int, splits: int = 8, workers: int = 1):
         K = int(labels.max()) + 1
         centres, radii = _radii(E, labels, K)
     scale = E.norm(dim=1).amax() + centres.norm(dim=1).amax()
-    _, parent = torch.unique(torch.zeros(K, dtype=torch.long).scatter_(0, labels, top), return_inverse=True)
-    return labels, centres, radii + 1e-6 * scale, parent
+    return labels, centres, radii + 1e-6 * scale
+
+
+def _neighbourhoods(centres: torch.Tensor, radii: torch.Tensor, L: int, workers: int = 1,
+                    memory_budget: int = DEFAULT_MEMORY_BUDGET) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Each cluster's neighbourhood for the cluster bound: ``hood (K, min(L, K))``, the clusters ``b``
+    with the smallest :math:`\lVert\mu_h - \mu_b\rVert - r_b`, itself first, and ``rest (K,)``, the
+    next smallest value (``inf`` when ``L >= K``), less a round-off margin. For a query ``q`` in
+    cluster ``h`` and any cluster ``b`` outside the neighbourhood, the triangle inequality gives
+    :math:`\lVert e_q - \mu_b\rVert - r_b \ge \text{rest}_h - r_h`. ``O(K^2)`` multiply-adds, once, in
+    blocks of rows (within ``memory_budget``) on ``workers`` threads."""
+    K = len(centres)
+    L = min(L, K)
+    rows = max(1, min(1024, memory_budget // (32 * K * max(1, workers))))
+    scale = float(centres.norm(dim=1).amax() + radii.amax())
+
+    def block(s: int) -> tuple[torch.Tensor, torch.Tensor]:
+        key = _sq_dist(centres[s:s + rows], centres).clamp_min_(0).sqrt_().sub_(radii)
+        key[torch.arange(key.shape[0]), torch.arange(s, s + key.shape[0])] = -math.inf  # itself first
+        top = torch.topk(key, min(L + 1, K), dim=1, largest=False, sorted=True)
+        nxt = top.values[:, L] if L < K else torch.full((key.shape[0],), math.inf, dtype=key.dtype)
+        return top.indices[:, :L], nxt - 1e-6 * scale  # the matmul form's round-off, as in the radii
+
+    parts = map_blocks(block, list(range(0, K, rows)), workers)
+    return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
 
 def _chamfer(Zq32: torch.Tensor, Zt32: torch.Tensor, tile: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Both Chamfer terms, ``(q, t)`` float32 each: :math:`R_{qj} = \sum_i \min_l \lVert z_{q,i} - z_{j,l}\rVert^2`
     (each query node to its nearest node of target ``j``) and :math:`R_{jq}` (each target node to its
-    nearest query node), from the same ``n`` small matmuls per tile of targets: a running minimum
-    over the target's nodes gives the first, a minimum over the query's nodes the second."""
+    nearest query node), from one matmul of all query nodes against all nodes of a tile of targets,
+    ``(q n, tile n)``: a minimum over the target's nodes gives the first, over the query's the second."""
     q, n, c = Zq32.shape
     t = Zt32.shape[0]
-    nodes = Zt32.permute(1, 2, 0).contiguous()  # (n, c, t): node l of every target
-    sq_nodes = Zt32.square().sum(-1).T.contiguous()  # (n, t)
+    nodes = Zt32.reshape(t * n, c)  # target j, node l: row j n + l
+    sq_nodes = nodes.square().sum(-1)
     A = Zq32.reshape(q * n, c)
-    sq_a = Zq32.square().sum(-1).reshape(q * n, 1)
+    sq_a = A.square().sum(-1, keepdim=True)
     fwd = torch.empty(q, t, dtype=Zq32.dtype)
     rev = torch.empty(q, t, dtype=Zq32.dtype)
     for s in range(0, t, tile):
         e = min(t, s + tile)
-        best = rev_tile = None
-        for l in range(n):
-            D = torch.addmm(sq_nodes[l, s:e].unsqueeze(0), A, nodes[l, :, s:e], alpha=-2.0).add_(sq_a)  # (q n, tile)
-            near = D.view(q, n, e - s).amin(1)  # target node l to its nearest query node
-            if best is None:
-                best, rev_tile = D, near
-            else:
-                torch.minimum(best, D, out=best)
-                rev_tile += near
-        fwd[:, s:e] = best.view(q, n, e - s).sum(1)
-        rev[:, s:e] = rev_tile
+        D = torch.addmm(sq_nodes[s * n:e * n].unsqueeze(0), A, nodes[s * n:e * n].T, alpha=-2.0).add_(sq_a)
+        D = D.view(q, n, e - s, n)  # (query, query node, target, target node)
+        fwd[:, s:e] = D.amin(3).sum(1)
+        rev[:, s:e] = D.amin(1).sum(2)
     return fwd, rev
 
 
@@ -306,7 +334,7 @@ def plan_memory(memory_budget: int, N: int, n: int, c: int, block: int) -> dict:
     memory: queries per block, targets per chunk, pairs per exact/dual batch (see ``_BYTES_PER_*``)."""
     K = max(1, N // _LEAF) * 2  # clusters (the splits of wide clusters add some)
     pairs = max(1, memory_budget // _BYTES_PER_PAIR)
-    query_block = max(1, min(block, pairs // (K + _TILE), memory_budget // (_BYTES_PER_QUERY_NODE * n * _TILE)))
+    query_block = max(1, min(block, pairs // (K + _TILE), memory_budget // (_BYTES_PER_QUERY_NODE * n * n * _TILE)))
     target_chunk = max(1, min(N, pairs // query_block))
     solve_batch = max(16, min(1 << 11, memory_budget // (_BYTES_PER_SOLVE * n * n * (c + 2))))
     return {"query_block": query_block, "target_chunk": target_chunk, "solve_batch": solve_batch}
@@ -334,7 +362,7 @@ def _knn_permutation(Z, k, block, first, solver, stats, leaf, memory_budget, wor
     del big
     t0 = time.perf_counter()
     E = _sort_embedding(Z64)
-    labels, centres, radii, parent = _clusters(E, leaf, workers=workers)
+    labels, centres, radii = _clusters(E, leaf, workers=workers)
     t1 = time.perf_counter()
     K = len(radii)
     plan = plan_memory(memory_budget // workers, N, n, c, block)
@@ -342,27 +370,12 @@ def _knn_permutation(Z, k, block, first, solver, stats, leaf, memory_budget, wor
     tile = min(_TILE, chunk_t)
     sizes = torch.bincount(labels, minlength=K)
     nrm_max = torch.zeros(K, dtype=torch.float64).scatter_reduce_(0, labels, nrm, "amax")
+    nrm_all_max = float(nrm_max.max())
     order = torch.argsort(labels, stable=True)  # members of cluster b: order[starts[b]:starts[b] + sizes[b]]
     starts = sizes.cumsum(0) - sizes
-    # the first level: groups of clusters, each with a centre S_t and the radius R_t of its members,
-    # so one block measures its distance to the G groups and then only to the clusters of the groups
-    # it cannot rule out (G ~ sqrt(K) rather than K per block)
-    G = int(parent.max()) + 1
-    top_of = parent[labels]
-    g_size = torch.bincount(top_of, minlength=G)
-    g_centres = torch.zeros(G, E.shape[1], dtype=E.dtype).index_add_(0, top_of, E) / g_size[:, None]
-    g_radii = torch.zeros(G, dtype=E.dtype).scatter_reduce_(0, top_of, (E - g_centres[top_of]).norm(dim=1), "amax")
-    g_radii += 1e-6 * (E.norm(dim=1).amax() + g_centres.norm(dim=1).amax())
-    g_nrm_max = torch.zeros(G, dtype=torch.float64).scatter_reduce_(0, top_of, nrm, "amax")
-    g_count = torch.bincount(parent, minlength=G)  # clusters per group
-    g_order = torch.argsort(parent, stable=True)  # clusters of group t: g_order[g_starts[t]:...]
-    g_starts = g_count.cumsum(0) - g_count
-
-    def clusters_of(groups: torch.Tensor) -> torch.Tensor:  # ascending cluster ids of these groups
-        lens = g_count[groups]
-        offs = torch.repeat_interleave(g_starts[groups] - (lens.cumsum(0) - lens), lens)
-        return g_order[offs + torch.arange(len(offs))].sort().values
-
+    # each cluster's neighbourhood: the L clusters b with the smallest |mu_h - mu_b| - r_b, and that
+    # key's next value ``rest``, so that a block measures its bounds to L clusters, not to all K
+    hood, rest = _neighbourhoods(centres, radii, _HOOD, workers, memory_budget)
     def members(ids: torch.Tensor) -> torch.Tensor:  # ascending indices of the members of clusters ids
         lens = sizes[ids]
         offs = torch.repeat_interleave(starts[ids] - (lens.cumsum(0) - lens), lens)
@@ -380,36 +393,39 @@ def _knn_permutation(Z, k, block, first, solver, stats, leaf, memory_budget, wor
         rows = order[s:e]
         q = len(rows)
         ar = torch.arange(q)
-        counts = {"exact_pairs": 0, "solver_pairs": 0, "dual_pairs": 0, "bound_pairs": 0, "target_chunks": 0}
+        counts = {"exact_pairs": 0, "solver_pairs": 0, "dual_pairs": 0, "bound_pairs": 0, "target_chunks": 0,
+                  "wide_blocks": 0}
         exact = lambda a, b: exact_sq(a, b, solver, counts)  # noqa: E731
-        # 1. group bound: d(z_q, z_j) >= |e_q - e_j| >= |e_q - S_t| - R_t for every member j of group t
-        gb = (_sq_dist(E[rows], g_centres).clamp_min_(0).sqrt_() - g_radii).clamp_min_(0)  # (q, G)
-        # 2. clusters of the groups nearest to the block's cluster, the clusters with the nearest
-        #    centres among them, m + 1 points in all: for each query the m nearest there by the sort
-        #    bound are solved exactly, and their k-th value u_q bounds the k-th distance from above
-        b0 = labels[rows[:1]]
-        home = centres[b0]
-        g_near = _sq_dist(home, g_centres)[0].argsort()
-        ng = max(2, int(torch.searchsorted(g_size[g_near].cumsum(0), m + 1)) + 1)  # and the block's own
-        pool = clusters_of(torch.cat([parent[b0], g_near[:ng]]).unique())
-        near = pool[_sq_dist(home, centres[pool])[0].argsort()]
+        # 1-2. the block's cluster and its neighbourhood, m + 1 points in all: for each query the m
+        #    nearest there by the sort bound are solved exactly, and their k-th value u_q bounds
+        #    the k-th distance from above
+        b0 = int(labels[rows[0]])
+        near = hood[b0]
+        if int(sizes[near].sum()) < m + 1:  # tiny clusters: all clusters by centre distance
+            near = _sq_dist(centres[b0:b0 + 1], centres)[0].argsort()
         T0 = members(near[:int(torch.searchsorted(sizes[near].cumsum(0), m + 1)) + 1])
         lb0 = torch.cdist(E[rows], E[T0]).square_()  # the sort bound: cheap, to pick candidates only
-        lb0[T0[None, :] == rows[:, None]] = math.inf
+        lb0.masked_fill_(T0[None, :] == rows[:, None], math.inf)
         cand = T0[torch.topk(lb0, m, dim=1, largest=False).indices]  # (q, m)
-        del lb0, T0, pool, near
+        del lb0, T0, near
         e1 = _chunked(exact, rows[:, None].expand(q, m).reshape(-1), cand.reshape(-1), Z64, solve_batch).view(q, m)
         ub = e1.kthvalue(k, dim=1).values  # (q,)
         counts["exact_pairs"] += q * m
-        # 3. targets: members of the clusters, in the groups not ruled out, whose cluster bound
-        #    |e_q - mu_b| - r_b does not exceed u_q for some query
-        live_g = (gb.square() <= ub[:, None] + _MARGIN * (nrm[rows, None] + g_nrm_max[None, :])).any(0)
-        del gb
-        cl = clusters_of(live_g.nonzero().flatten())  # ascending
+        # 3. targets: members of the clusters whose bound |e_q - mu_b| - r_b does not exceed u_q for
+        #    some query. Outside the neighbourhood, |e_q - mu_b| - r_b >= |mu_h - mu_b| - r_b - r_h
+        #    >= rest_h - r_h (|e_q - mu_h| <= r_h): when that exceeds every u_q, the neighbourhood's
+        #    clusters are all that can hold a neighbour; else all K clusters are measured
+        far = float((rest[b0] - radii[b0]).clamp_min(0)) ** 2
+        if far > float(ub.max()) + _MARGIN * float(nrm[rows].max() + nrm_all_max):
+            cl = hood[b0].sort().values
+        else:
+            cl = torch.arange(K)
+            counts["wide_blocks"] += 1
         clb = (_sq_dist(E[rows], centres[cl]).clamp_min_(0).sqrt_() - radii[cl]).clamp_min_(0)
         alive_cl = clb.square() <= ub[:, None] + _MARGIN * (nrm[rows, None] + nrm_max[cl][None, :])
         del clb
         T = torch.cat([members(cl[alive_cl.any(0)]), cand.flatten()]).unique()
+
         # alive[:, j] for targets j: cluster of j in cl and not ruled out for that query
         def alive_of(Tc: torch.Tensor) -> torch.Tensor:
             lab = labels[Tc]
@@ -421,7 +437,7 @@ def _knn_permutation(Z, k, block, first, solver, stats, leaf, memory_budget, wor
         for cs in range(0, len(T), chunk_t):  # chunks of targets: running k best per query
             Tc = T[cs:cs + chunk_t]
             lb = _chamfer_bound(Z32, slack, rows, Tc, tile)
-            lb[~alive_of(Tc)] = math.inf  # provably farther than u_q
+            lb.masked_fill_(~alive_of(Tc), math.inf)  # provably farther than u_q
             vals = torch.full((q, len(Tc)), math.inf, dtype=torch.float64)
             pos = torch.searchsorted(Tc, cand).clamp_max_(len(Tc) - 1)
             hit = Tc[pos] == cand  # the step-2 pairs whose target lies in this chunk
@@ -452,8 +468,8 @@ def _knn_permutation(Z, k, block, first, solver, stats, leaf, memory_budget, wor
         out_i[rows] = best_i
         return counts
 
-    counts = {"exact_pairs": 0, "solver_pairs": 0, "dual_pairs": 0, "bound_pairs": 0, "clusters": K, "groups": G,
-              "target_chunks": 0}
+    counts = {"exact_pairs": 0, "solver_pairs": 0, "dual_pairs": 0, "bound_pairs": 0, "clusters": K,
+              "blocks": len(blocks), "wide_blocks": 0, "target_chunks": 0}
     for part in map_blocks(search_block, blocks, workers):
         for key, v in part.items():
             counts[key] += v

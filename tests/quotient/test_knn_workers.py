@@ -124,3 +124,40 @@ def test_bad_workers():
         quotient_knn(Z, 3, Permutation(), workers=1.5)
     with pytest.raises(ValueError, match="workers must be a positive int"):
         quotient_knn(Z, 3, Permutation(), workers=0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=latents(), hood=st.integers(1, 4), leaf=st.integers(1, 5))
+def test_neighbourhood_certificate_equals_brute_force(data, hood, leaf):
+    """Neighbourhoods of 1-4 clusters (of 1-5 latents): blocks either prove that no cluster outside
+    their neighbourhood holds a neighbour or measure all clusters; either way the lists are those
+    of sorting the brute-force matrix (scipy's solver, ties by index)."""
+    import invlatent.quotient._knn as knn_mod
+
+    Z, mask, k = data
+    Zm = (Z if mask is None else Z.masked_fill(~mask[..., None], 0)).double()
+    stats = {}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(knn_mod, "_HOOD", hood)
+        d, idx = knn_mod.knn_permutation(Zm, k, 4, min(len(Z) - 1, k + 2), "scipy", stats, leaf=leaf)
+    ref = np.full((len(Z), len(Z)), np.inf)
+    for i in range(len(Z)):
+        for j in range(len(Z)):
+            if i != j:
+                ref[i, j] = _scipy_sq(Zm[i].numpy(), Zm[j].numpy())
+    order = np.argsort(ref, axis=1, kind="stable")[:, :k]
+    assert (idx.numpy() == order).all()
+    assert np.allclose(d.numpy() ** 2, np.take_along_axis(ref, order, 1), rtol=1e-10, atol=1e-12)
+    assert 0 <= stats["wide_blocks"] <= stats["blocks"]
+
+
+def test_neighbourhoods_prune_on_clustered_latents():
+    """Well-separated families: most blocks need only their neighbourhood (the K x K pass is done
+    once, not per block)."""
+    g = torch.Generator().manual_seed(6)
+    lab = torch.randint(0, 60, (3000,), generator=g)
+    Z = 3 * torch.randn(60, 6, 3, generator=g, dtype=torch.float64)[lab]
+    Z = Z + 0.05 * torch.randn(3000, 6, 3, generator=g, dtype=torch.float64)
+    stats = {}
+    quotient_knn(Z, 5, Permutation(), stats=stats, workers=1)
+    assert stats["clusters"] > 48 and stats["wide_blocks"] < 0.2 * stats["blocks"], stats
