@@ -40,7 +40,7 @@ import torch
 
 from .._validation import check_mask, check_tensor, describe
 from .._threads import default_workers, map_blocks
-from ._knn import _MARGIN, _dual_bound, _select_by_index, exact_sq
+from ._knn import _MARGIN, _select_by_index, exact_sq
 
 __all__ = ["QuotientIndex", "have_faiss"]
 
@@ -154,6 +154,8 @@ class QuotientIndex:
         self._index = None  # built at the first add, when n * c is known
         self._gpu = False
         self._Z = torch.empty(0, 0, 0, dtype=torch.float64)  # masked latents, float64 (exact re-ranking)
+        self._nrm = torch.empty(0, dtype=torch.float64)  # their squared norms
+        self._E = torch.empty(0, 0, dtype=torch.float64)  # their sort embeddings, float64
 
     def __repr__(self) -> str:
         return f"QuotientIndex({self.options['index']!r}, ntotal={self.ntotal})"
@@ -225,6 +227,8 @@ class QuotientIndex:
             self._build(E.shape[1], E)
         self._index.add(E)
         self._Z = Z64 if self.ntotal == 0 else torch.cat([self._Z, Z64])
+        self._nrm = self._Z.square().sum((1, 2))
+        self._E = self._Z.sort(dim=1).values.flatten(1)
 
     # -- searching ------------------------------------------------------------------------------
     def search(self, Z: torch.Tensor, k: int, mask: torch.Tensor | None = None, *,
@@ -275,7 +279,7 @@ class QuotientIndex:
         out_i = torch.full((Q, k), -1, dtype=torch.long)
 
         def search_batch(s: int) -> dict:
-            part = {"candidates": 0, "exact_pairs": 0, "solver_pairs": 0, "widened": 0, "faiss_s": 0.0, "rerank_s": 0.0}
+            part = {"candidates": 0, "exact_pairs": 0, "solver_pairs": 0, "dual_pairs": 0, "widened": 0, "faiss_s": 0.0, "rerank_s": 0.0}
             rows = torch.arange(s, min(Q, s + batch))
             kp = min(self.ntotal, k * self.options["k_factor"] + (exclude is not None))
             while len(rows):
@@ -289,7 +293,7 @@ class QuotientIndex:
                 kp = min(self.ntotal, 2 * kp)
             return part
 
-        counts = {"candidates": 0, "exact_pairs": 0, "solver_pairs": 0, "widened": 0, "faiss_s": 0.0, "rerank_s": 0.0}
+        counts = {"candidates": 0, "exact_pairs": 0, "solver_pairs": 0, "dual_pairs": 0, "widened": 0, "faiss_s": 0.0, "rerank_s": 0.0}
         workers = default_workers() if workers is None else _int_option("workers", workers)
         with faiss_threads(self._faiss, 1 if workers > 1 else None):
             for part in map_blocks(search_batch, list(range(0, Q, batch)), workers):
@@ -316,37 +320,36 @@ class QuotientIndex:
         Zt = self._Z
         # float64 sort bound of every candidate (FAISS's is float32): the order of re-ranking
         Eq = Zq.sort(dim=1).values.flatten(1)
-        lb = (Zt[Ic.flatten()].sort(dim=1).values.flatten(1).view(q, kp, -1) - Eq[:, None, :]).square().sum(-1)
+        lb = (self._E[Ic] - Eq[:, None, :]).square().sum(-1)
         lb[~valid] = math.inf
         lb, o = lb.sort(dim=1, stable=True)
         Ic, valid = Ic.gather(1, o), valid.gather(1, o)
         nq = Zq.square().sum((1, 2))
-        margin = _MARGIN * (nq[:, None] + Zt.square().sum((1, 2))[Ic])
+        margin = _MARGIN * (nq[:, None] + self._nrm[Ic])
         vals = torch.full((q, kp), math.inf, dtype=torch.float64)
         solver = self.options["solver"]
 
-        def solve(r, c):
+        def solve(r, c, below=None):
             if len(r):
-                vals[r, c] = exact_sq(Zq[r], Zt[Ic[r, c]], solver, counts)
+                vals[r, c] = exact_sq(Zq[r], Zt[Ic[r, c]], solver, counts, below)
             counts["exact_pairs"] += len(r)
 
         # the k candidates with the smallest bounds, then the others whose bounds do not exceed
-        # the k-th exact value so far (embedding bound, then the assignment dual bound)
+        # the k-th exact value so far (embedding bound, then, for pairs that need the assignment
+        # solver, its dual bound)
         first = torch.zeros_like(valid)
         first[:, :k] = True
         solve(*(first & valid).nonzero(as_tuple=True))
         ub = vals.kthvalue(k, dim=1).values
         r, c = (~first & valid & (lb <= ub[:, None] + margin)).nonzero(as_tuple=True)
-        if len(r):
-            keep = _dual_bound(Zq[r], Zt[Ic[r, c]]) <= ub[r] + margin[r, c]
-            solve(r[keep], c[keep])
+        solve(r, c, ub[r] + margin[r, c])
         counts["candidates"] += int(valid.sum())
         ids = torch.where(valid, Ic, torch.full_like(Ic, self.ntotal))
         best, idx = _select_by_index(vals, ids, k)
         idx = torch.where(torch.isinf(best), torch.full_like(idx, -1), idx)
         # certificate (flat): every stored latent not returned has a float32 bound >= the kp-th one;
         # FAISS's float32 distances are within ~1e-6 (|e_q|^2 + |e_j|^2) of the true ones
-        big = float(Zt.square().sum((1, 2)).max())
+        big = float(self._nrm.max())
         tol = 1e-5 * (nq + big) + _MARGIN * (nq + big)
         edge = torch.from_numpy(D32[:, -1]).double()
         ok = (best[:, -1] + tol < edge - tol) | (valid.sum(1) >= self.ntotal - (exclude is not None))
@@ -374,5 +377,7 @@ class QuotientIndex:
             options = dict(meta["options"], gpu=gpu)
             self = cls(**options)
             self._Z = torch.from_numpy(data["Z"].copy())
+            self._nrm = self._Z.square().sum((1, 2))
+            self._E = self._Z.sort(dim=1).values.flatten(1)
             self._index = self._to_device(self._faiss.deserialize_index(data["index"]))
         return self

@@ -102,15 +102,16 @@ def _seq_cost(zq: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
     """``(P, n, n)`` costs ``|zq_i - zt_j|^2`` from exact differences, summed over channels in order."""
     a = zq.permute(2, 0, 1).contiguous()  # (c, P, n): channel-major, every broadcast is contiguous
     b = zt.permute(2, 0, 1).contiguous()
-    d = a[:, :, :, None] - b[:, :, None, :]  # (c, P, n, n)
-    d.mul_(d)
-    cost = d[0].clone()
-    for ch in range(1, d.shape[0]):
-        cost += d[ch]
+    cost = torch.sub(a[0, :, :, None], b[0, :, None, :])
+    cost.mul_(cost)
+    for ch in range(1, a.shape[0]):
+        d = torch.sub(a[ch, :, :, None], b[ch, :, None, :])
+        cost.add_(d.mul_(d))
     return cost
 
 
-def exact_sq(zq: torch.Tensor, zt: torch.Tensor, solver: str = "auto", counts: dict | None = None) -> torch.Tensor:
+def exact_sq(zq: torch.Tensor, zt: torch.Tensor, solver: str = "auto", counts: dict | None = None,
+             below: torch.Tensor | None = None) -> torch.Tensor:
     r"""Exact squared quotient distances of pairs ``(zq[p], zt[p])``, float64 ``(P,)``.
 
     The value is :math:`\sum_i C_{i,\pi^\star(i)}` summed over the query's rows ``i`` in order; for
@@ -120,6 +121,10 @@ def exact_sq(zq: torch.Tensor, zt: torch.Tensor, solver: str = "auto", counts: d
     of every assignment (near neighbours are mostly such pairs); the others go to
     :func:`~invlatent.quotient._batched_assignment.solve_assignment` (their number is added to
     ``counts["solver_pairs"]`` when ``counts`` is given).
+
+    With ``below`` ``(P,)``, a pair that needs the solver is first given the dual bound of
+    :func:`_dual_bound` from the same costs, and is left unsolved, ``inf``, where that exceeds
+    ``below`` (its distance is then provably larger; ``counts["dual_pairs"]`` counts the bounds).
     """
     P, n, c = zq.shape
     if P == 0:
@@ -131,6 +136,35 @@ def exact_sq(zq: torch.Tensor, zt: torch.Tensor, solver: str = "auto", counts: d
         for i in range(1, n):
             val += d[:, i]
         return val
+    cost = _seq_cost(zq, zt)
+    # every row's nearest column; where these are n distinct columns they form a permutation that
+    # attains the lower bound sum_i min_j C_ij of every assignment, so it is optimal (no solver)
+    u, perm = cost.min(2)  # (P, n)
+    used = torch.zeros(P, n, dtype=torch.int32).scatter_add_(1, perm, torch.ones(P, n, dtype=torch.int32))
+    rest = (used != 1).any(1).nonzero().flatten()
+    out = None
+    if below is not None and len(rest):
+        C, ur = cost[rest], u[rest]
+        vr = C.amin(1)
+        dual = torch.maximum(ur.sum(1) + (C - ur[:, :, None]).amin(1).sum(1),
+                             vr.sum(1) + (C - vr[:, None, :]).amin(2).sum(1))
+        far = dual > below[rest]
+        if counts is not None:
+            counts["dual_pairs"] = counts.get("dual_pairs", 0) + len(rest)
+        if bool(far.any()):
+            out = rest[far]
+            rest = rest[~far]
+    if len(rest):
+        perm[rest] = torch.from_numpy(solve_assignment(cost[rest].numpy(), solver))
+    if counts is not None:
+        counts["solver_pairs"] = counts.get("solver_pairs", 0) + len(rest)
+    picked = cost.gather(2, perm.unsqueeze(-1)).squeeze(-1)  # (P, n)
+    val = picked[:, 0].clone()
+    for i in range(1, n):
+        val += picked[:, i]
+    if out is not None:
+        val[out] = math.inf
+    return val
     cost = _seq_cost(zq, zt)
     # every row's nearest column; where these are n distinct columns they form a permutation that
     # attains the lower bound sum_i min_j C_ij of every assignment, so it is optimal (no solver)
