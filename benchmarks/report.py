@@ -546,3 +546,91 @@ def memory(runs: dict[str, dict]) -> pd.DataFrame:
         for kind, run in runs.items()
         for row in run["memory"]
     ])
+
+
+# ---------------------------------------------------------------------------------------------
+# quotient neighbours at scale (benchmarks/bench_knn_scale.py)
+
+KNN_FORMAT = {"N": "{:,}", "workers": "{:.0f}", "seconds": "{:,.1f}", "CPU / wall": "{:.2f}",
+              "peak GB": "{:.2f}", "exact / query": "{:.1f}", "solver / query": "{:.2f}",
+              "share of pairs": "{:.1e}", "recall@10": "{:.4f}", "load": "{:.1f}"}
+
+
+def load_knn(results_dir: str | Path) -> dict[str, dict]:
+    """The runs of ``knn/knn_scale.json``, by name (``exact_clustered_<N>``,
+    ``exact_random_<N>``, ``approx_hnsw_<N>``, ``codes_c<c>_<N>``)."""
+    return json.loads((Path(results_dir) / "knn" / "knn_scale.json").read_text())["runs"]
+
+
+def _knn_row(name: str, method: str, r: dict) -> dict:
+    st = r.get("stats", {})
+    N = r["N"]
+    workers = r.get("machine", {}).get("workers") or st.get("workers") or np.nan
+    return {"run": name, "method": method, "N": N, "workers": workers, "seconds": r["seconds"],
+            "CPU / wall": r["cpu_over_wall"], "peak GB": r["peak_rss_MB"] / 1024,
+            "exact / query": st.get("exact_pairs", np.nan) / N,
+            "solver / query": st.get("solver_pairs", np.nan) / N,
+            "share of pairs": st["exact_pairs"] / (N * (N - 1)) if "exact_pairs" in st else np.nan,
+            "recall@10": r.get("recall_at_10", np.nan), "load": r["loadavg_before"][0]}
+
+
+def knn_scale(knn: dict[str, dict]) -> pd.DataFrame:
+    """One row per timed run of QM9-shaped latents, ``(N, 9, 4)``: exact search on clustered and
+    on structureless latents, HNSW with exact re-ranking; sorted by method and N.
+
+    Columns: run, method, N, workers, seconds (wall, including clustering or the index build),
+    CPU / wall, peak GB (resident, the whole process), exact / query (exact distances evaluated
+    per query), solver / query (of those, the ones that needed the assignment solver), share of
+    pairs (exact over all N (N - 1)), recall@10 (against the exact lists), load (the 1-minute
+    load average when the run began).
+    """
+    method = {"exact_clustered": "exact", "exact_random": "exact, structureless",
+              "approx_hnsw": "HNSW + exact re-ranking"}
+    rows = [_knn_row(name, method[name.rsplit("_", 1)[0]], r) for name, r in knn.items()
+            if name.rsplit("_", 1)[0] in method]
+    return pd.DataFrame(rows).sort_values(["method", "N"]).reset_index(drop=True)
+
+
+def knn_codes(knn: dict[str, dict]) -> pd.DataFrame:
+    """The shipped graph VAE's codes of all QM9 molecules: one row per (channels c, method).
+
+    Columns: c, N, method (exact search, FAISS flat, FAISS HNSW), seconds, peak GB, recall@10
+    and identical lists (against the exact search), and the largest distance difference.
+    """
+    rows = []
+    for name, r in knn.items():
+        if not name.startswith("codes_c"):
+            continue
+        for method, label in (("exact", "exact search"), ("flat", "flat index"), ("hnsw", "HNSW")):
+            m = r[method]
+            rows.append({"c": r["c"], "N": r["N"], "method": label, "seconds": m["seconds"],
+                         "peak GB": m["peak_rss_MB"] / 1024,
+                         "recall@10": m.get("recall_at_10", 1.0),
+                         "identical lists": m.get("identical_lists", True),
+                         "max |distance difference|": m.get("max_abs_distance_difference", 0.0)})
+    return pd.DataFrame(rows)
+
+
+def knn_fits(table: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    """Power laws ``seconds = exp(b) N^a`` fitted to :func:`knn_scale`'s exact (clustered) and
+    HNSW rows, as ``{"exact": (a, b), "approx": (a, b)}``."""
+    out = {}
+    for key, method in (("exact", "exact"), ("approx", "HNSW + exact re-ranking")):
+        t = table[table["method"] == method]
+        out[key] = tuple(np.polyfit(np.log(t["N"]), np.log(t["seconds"]), 1))
+    return out
+
+
+def plot_knn_scale(table: pd.DataFrame) -> plt.Figure:
+    """Wall time (left) and exact distances per query (right) against N, log-log, per method."""
+    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for (method, t), mark in zip(table.groupby("method"), "os^"):
+        a.loglog(t["N"], t["seconds"], mark + "-", label=method)
+        b.semilogx(t["N"], t["exact / query"], mark + "-", label=method)
+    a.set(xlabel="latents N", ylabel="seconds (wall, 10-NN of every latent)")
+    b.set(xlabel="latents N", ylabel="exact distances per query")
+    for ax in (a, b):
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -28,7 +28,8 @@ centre :math:`\mu_b` and radius :math:`r_b`. The search:
 2. the cluster bounds of the block's queries to the clusters of its neighbourhood: for a cluster
    ``b`` outside it, :math:`\lVert e_q - \mu_b\rVert - r_b \ge \rho_h - r_h` (triangle inequality,
    :math:`\lVert e_q - \mu_h\rVert \le r_h`), so when :math:`(\rho_h - r_h)^2 > \max_q u_q` no cluster
-   outside can hold a neighbour; otherwise (a "wide" block) the bounds go to all ``K`` clusters;
+   outside can hold a neighbour; otherwise (a "wide" block) all ``K`` clusters get the bound
+   :math:`\lVert\mu_h - \mu_b\rVert - r_h - r_b` first, and the per-query bound where that passes;
 3. the targets are the members of every cluster whose bound is :math:`\le u_q` for some query of
    the block (on clustered data a few clusters, so the cost grows about linearly with ``N``;
    on structureless data all of them, and the search is all pairs by bounds); the Chamfer bound
@@ -79,7 +80,7 @@ _MARGIN = 1e-9
 _LEAF = 32
 
 #: Clusters in a cluster's neighbourhood (:func:`_neighbourhoods`).
-_HOOD = 48
+_HOOD = 96
 
 #: Default working-memory budget of :func:`quotient_knn`, bytes (1 GiB), and the smallest accepted.
 DEFAULT_MEMORY_BUDGET = 1 << 30
@@ -448,13 +449,15 @@ def _knn_permutation(Z, k, block, first, solver, stats, leaf, memory_budget, wor
         # 3. targets: members of the clusters whose bound |e_q - mu_b| - r_b does not exceed u_q for
         #    some query. Outside the neighbourhood, |e_q - mu_b| - r_b >= |mu_h - mu_b| - r_b - r_h
         #    >= rest_h - r_h (|e_q - mu_h| <= r_h): when that exceeds every u_q, the neighbourhood's
-        #    clusters are all that can hold a neighbour; else all K clusters are measured
+        #    clusters are all that can hold a neighbour; else all K clusters are measured from the
+        #    block's centre, and those within reach from each query
         far = float((rest[b0] - radii[b0]).clamp_min(0)) ** 2
         if far > float(ub.max()) + _MARGIN * float(nrm[rows].max() + nrm_all_max):
             cl = hood[b0].sort().values
-        else:
-            cl = torch.arange(K)
+        else:  # all K clusters, first by the home centre's bound |mu_h - mu_b| - r_h - r_b
             counts["wide_blocks"] += 1
+            dh = (_sq_dist(centres[b0:b0 + 1], centres)[0].clamp_min_(0).sqrt_() - radii - radii[b0]).clamp_min_(0)
+            cl = (dh.square() <= float(ub.max()) + _MARGIN * float(nrm[rows].max() + nrm_all_max)).nonzero().flatten()
         clb = (_sq_dist(E[rows], centres[cl]).clamp_min_(0).sqrt_() - radii[cl]).clamp_min_(0)
         alive_cl = clb.square() <= ub[:, None] + _MARGIN * (nrm[rows, None] + nrm_max[cl][None, :])
         del clb
