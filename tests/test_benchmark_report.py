@@ -154,3 +154,30 @@ def test_figures_and_styles(runs, cpu):
     plt.close("all")
     html = report.styled(report.memory(runs), report.MEMORY_FORMAT).to_html()
     assert "peak extra MB" in html and "row_heading" not in html  # row numbers hidden
+
+
+def test_knn_scale_tables_and_fits():
+    knn = report.load_knn(RESULTS)
+    table = report.knn_scale(knn)
+    assert list(table.columns) == ["run", "method", "N", "workers", "seconds", "CPU / wall", "peak GB",
+                                   "exact / query", "solver / query", "share of pairs", "recall@10", "load"]
+    assert len(table) >= 6
+    assert not table[["N", "seconds", "peak GB", "exact / query", "solver / query", "share of pairs"]].isna().any().any()
+    # recall is recorded for every HNSW run, and for no exact run
+    hnsw = table[table["method"] == "HNSW + exact re-ranking"]
+    assert hnsw["recall@10"].notna().all() and table[table["method"] == "exact"]["recall@10"].isna().all()
+    # the table's numbers are the JSON's
+    r = knn["exact_clustered_100000"]
+    row = table.set_index("run").loc["exact_clustered_100000"]
+    assert row["seconds"] == r["seconds"] and row["exact / query"] == r["stats"]["exact_pairs"] / r["N"]
+    fits = report.knn_fits(table)
+    assert set(fits) == {"exact", "approx"} and all(1 <= a <= 2 for a, _ in fits.values())
+    fig = report.plot_knn_scale(table)
+    assert len(fig.axes) == 2
+    plt.close(fig)
+
+
+def test_knn_codes_table():
+    codes = report.knn_codes(report.load_knn(RESULTS))
+    assert 1 in set(codes["c"]) and set(codes["method"]) == {"exact search", "flat index", "HNSW"}
+    assert not codes.isna().any().any()
