@@ -17,8 +17,9 @@ time over wall time) and keeps its neighbour lists under ``--cache`` for the rec
   batched); exact search and the FAISS flat index (``C = 1``: identical lists by isometry)
   and HNSW on the codes.
 
-Run: ``OMP_NUM_THREADS=2 python benchmarks/bench_knn_scale.py exact 100000``. The 10^6 exact run
-takes minutes to an hour on 2 cores; run it alone (``nice``) and read the load it records.
+Run: ``OMP_NUM_THREADS=2 python benchmarks/bench_knn_scale.py exact 100000``. The 10^6 runs take
+about 3-5 minutes each on 2 cores (``--workers``: threads of the search); run them alone and read
+the load they record.
 """
 
 from __future__ import annotations
@@ -180,8 +181,6 @@ def run_recall(N: int, cache: Path, index: str) -> None:
 
 
 def run_codes(c: int, cache: Path, N: int | None) -> None:
-    from invlatent.quotient import QuotientIndex
-
     (Z, mask), enc = measure(lambda: qm9_codes(c))
     if N:
         Z, mask = Z[:N], mask[:N]

@@ -61,7 +61,6 @@ from __future__ import annotations
 import math
 import time
 
-import numpy as np
 import torch
 
 from .._validation import check_tensor, describe
@@ -145,11 +144,7 @@ def exact_sq(zq: torch.Tensor, zt: torch.Tensor, solver: str = "auto", counts: d
     rest = (used != 1).any(1).nonzero().flatten()
     out = None
     if below is not None and len(rest):
-        C, ur = cost[rest], u[rest]
-        vr = C.amin(1)
-        dual = torch.maximum(ur.sum(1) + (C - ur[:, :, None]).amin(1).sum(1),
-                             vr.sum(1) + (C - vr[:, None, :]).amin(2).sum(1))
-        far = dual > below[rest]
+        far = _dual_of_costs(cost[rest], u[rest]) > below[rest]
         if counts is not None:
             counts["dual_pairs"] = counts.get("dual_pairs", 0) + len(rest)
         if bool(far.any()):
@@ -165,21 +160,6 @@ def exact_sq(zq: torch.Tensor, zt: torch.Tensor, solver: str = "auto", counts: d
         val += picked[:, i]
     if out is not None:
         val[out] = math.inf
-    return val
-    cost = _seq_cost(zq, zt)
-    # every row's nearest column; where these are n distinct columns they form a permutation that
-    # attains the lower bound sum_i min_j C_ij of every assignment, so it is optimal (no solver)
-    perm = cost.min(2).indices  # (P, n)
-    used = torch.zeros(P, n, dtype=torch.int32).scatter_add_(1, perm, torch.ones(P, n, dtype=torch.int32))
-    rest = (used != 1).any(1).nonzero().flatten()
-    if len(rest):
-        perm[rest] = torch.from_numpy(solve_assignment(cost[rest].numpy(), solver))
-    if counts is not None:
-        counts["solver_pairs"] = counts.get("solver_pairs", 0) + len(rest)
-    picked = cost.gather(2, perm.unsqueeze(-1)).squeeze(-1)  # (P, n)
-    val = picked[:, 0].clone()
-    for i in range(1, n):
-        val += picked[:, i]
     return val
 
 
@@ -327,11 +307,16 @@ def _dual_bound(zq: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
     pruning margin ``_MARGIN``."""
     C = torch.baddbmm(zq.square().sum(-1)[:, :, None] + zt.square().sum(-1)[:, None, :], zq, zt.transpose(1, 2),
                       alpha=-2.0)
-    u = C.amin(2, keepdim=True)
-    b1 = u.sum((1, 2)) + (C - u).amin(1).sum(1)
-    v = C.amin(1, keepdim=True)
-    b2 = v.sum((1, 2)) + (C - v).amin(2).sum(1)
-    return torch.maximum(b1, b2)
+    return _dual_of_costs(C)
+
+
+def _dual_of_costs(C: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
+    """The dual bound of :func:`_dual_bound` from costs ``C (P, n, n)`` (``u``: their row minima
+    ``(P, n)``, when already computed)."""
+    u = C.amin(2) if u is None else u
+    v = C.amin(1)
+    return torch.maximum(u.sum(1) + (C - u[:, :, None]).amin(1).sum(1),
+                         v.sum(1) + (C - v[:, None, :]).amin(2).sum(1))
 
 
 def _chunked(fn, zq_idx, zt_idx, Z64, chunk: int = 1 << 13):
