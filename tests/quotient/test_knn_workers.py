@@ -38,7 +38,8 @@ def latents(draw):
 @given(data=latents(), workers=st.integers(2, 4))
 def test_workers_do_not_change_the_result(data, workers):
     """Each pair's distance is evaluated on its own, in a fixed order, whatever block or thread
-    solves it; the threads only split the query blocks, so the lists and values are identical."""
+    solves it (elementwise operations only, no reduction across pairs, one process); the threads
+    only split the query blocks, so the lists and values are identical, bit for bit."""
     Z, mask, k = data
     one = quotient_knn(Z, k, Permutation(), mask=mask, workers=1)
     many = quotient_knn(Z, k, Permutation(), mask=mask, workers=workers, memory_budget=1 << 20)
@@ -115,6 +116,9 @@ def test_index_search_workers_do_not_change_the_result():
     ex = torch.arange(3000)
     one = index.search(Z, 5, exclude=ex, batch=256, workers=1)
     two = index.search(Z, 5, exclude=ex, batch=256, workers=2)
+    # exact equality is right here: the same batches, and each re-ranked distance is evaluated
+    # pair by pair with elementwise operations in a fixed order (no reduction across pairs),
+    # in one process, so the thread a batch runs on cannot change a bit of it
     assert torch.equal(one[1], two[1]) and torch.equal(one[0], two[0])
 
 
