@@ -1,4 +1,5 @@
-r"""Test helpers for code built on ``invlatent``: tolerances by dtype and an equivariance assertion.
+r"""Test helpers for code built on ``invlatent``: tolerances by dtype, an equivariance assertion,
+and a simulated CUDA device (:func:`simulated_cuda`) that finds device bugs without a GPU.
 
 :func:`assert_equivariant` checks :math:`f(g\cdot x) = \rho(g) f(x)` for random group elements,
 with the model copied to float64 (like e3nn's ``assert_equivariant``), so a failure means the
@@ -21,7 +22,9 @@ from typing import Callable
 
 import torch
 
-__all__ = ["tolerance", "assert_equivariant"]
+from ._simulated_cuda import is_simulated_cuda, simulated_cuda
+
+__all__ = ["tolerance", "assert_equivariant", "simulated_cuda", "is_simulated_cuda"]
 
 
 def tolerance(dtype: torch.dtype, *, scale: float = 1.0) -> dict:

@@ -5,9 +5,10 @@ Usage::
 
     python tools/chapters.py list                  # chapters (from _toc.yml) that run code
     python tools/chapters.py to-ipynb DIR          # jupytext -> DIR/<name>.ipynb (for nbval)
+    python tools/chapters.py to-ipynb --simulated-cuda DIR   # the same, on a simulated CUDA device
     python tools/chapters.py colab DIR             # write the Colab notebooks into DIR
     python tools/chapters.py check-colab DIR       # exit 1 if any Colab notebook is stale
-    python tools/chapters.py run CHAPTER.md [--show]  # execute one chapter here (profile from env)
+    python tools/chapters.py run CHAPTER.md [--show] [--simulated-cuda]  # execute one chapter here
 """
 
 from __future__ import annotations
@@ -138,13 +139,34 @@ def _read(path: Path):
     return jupytext.read(path)
 
 
-def to_ipynb(outdir: Path) -> list[Path]:
+SIMULATED_CUDA_CELL = """\
+# --simulated-cuda: this kernel runs on invlatent's simulated CUDA device (a CPU build of torch
+# playing CUDA, so that tensors left on the wrong device raise what CUDA raises)
+from invlatent.testing import simulated_cuda as _simulated_cuda
+
+_simulated_cuda().__enter__()"""
+
+
+def with_simulated_cuda(nb):
+    """``nb`` with a first code cell that opens :func:`invlatent.testing.simulated_cuda` for the
+    whole kernel (tagged ``remove-cell``: it is a test harness, not part of the lesson)."""
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell(SIMULATED_CUDA_CELL, metadata={"tags": ["remove-cell"]})
+    cell.pop("id", None)
+    nb.cells.insert(0, cell)
+    return nb
+
+
+def to_ipynb(outdir: Path, simulated_cuda: bool = False) -> list[Path]:
     import jupytext
 
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
     for ch in chapters():
         nb = _read(ch)
+        if simulated_cuda:
+            nb = with_simulated_cuda(nb)
         target = outdir / f"{ch.stem}.ipynb"
         jupytext.write(nb, target)
         written.append(target)
@@ -224,11 +246,13 @@ def stale_colab(outdir: Path) -> list[str]:
     return problems
 
 
-def run(chapter: Path, show: bool = False) -> None:
+def run(chapter: Path, show: bool = False, simulated_cuda: bool = False) -> None:
     """Execute one chapter in this Python (like nbval does), printing cell errors.
 
     The executed notebook is written to ``build/executed/<name>.ipynb``; ``show=True`` also
-    prints every cell's text output.
+    prints every cell's text output; ``simulated_cuda=True`` runs the whole kernel inside
+    :func:`invlatent.testing.simulated_cuda` (the profile is then ``gpu`` unless
+    ``INVLATENT_PROFILE`` says otherwise).
     """
     import time
 
@@ -236,6 +260,8 @@ def run(chapter: Path, show: bool = False) -> None:
     from nbclient import NotebookClient
 
     nb = _read(chapter)
+    if simulated_cuda:
+        nb = with_simulated_cuda(nb)
     nb = nbformat.from_dict(nb)
     client = NotebookClient(nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(chapter.parent)}})
     t0 = time.perf_counter()
@@ -299,8 +325,10 @@ def main(argv: list[str]) -> int:
         for ch in chapters():
             print(ch.relative_to(ROOT))
         return 0
+    sim = "--simulated-cuda" in rest
+    rest = [r for r in rest if r != "--simulated-cuda"]
     if cmd == "to-ipynb" and len(rest) == 1:
-        for p in to_ipynb(Path(rest[0])):
+        for p in to_ipynb(Path(rest[0]), simulated_cuda=sim):
             print(p)
         return 0
     if cmd == "colab" and len(rest) == 1:
@@ -311,11 +339,8 @@ def main(argv: list[str]) -> int:
         problems = stale_colab(ROOT / rest[0])
         print("\n".join(problems) or "Colab notebooks are up to date")
         return 1 if problems else 0
-    if cmd == "run" and len(rest) in (1, 2) and rest[-1] != "--show":
-        run(Path(rest[0]).resolve(), show="--show" in rest)
-        return 0
-    if cmd == "run" and len(rest) == 2 and rest[1] == "--show":
-        run(Path(rest[0]).resolve(), show=True)
+    if cmd == "run" and len(rest) in (1, 2) and rest[0] != "--show":
+        run(Path(rest[0]).resolve(), show="--show" in rest, simulated_cuda=sim)
         return 0
     print(__doc__, file=sys.stderr)
     return 2
