@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.invlatent-installed
 NBDIR  := build/nbval
 JB     := $(BIN)/jupyter-book
 
-.PHONY: book test unit typecheck prose code-width nbval book-check browser install-check portability colab dist bench install clean
+.PHONY: book test unit typecheck prose code-width nbval nbval-cuda book-check browser install-check portability colab dist bench install clean
 
 # --- environment -------------------------------------------------------------------------
 # torch first: on a machine without CUDA, torch==2.13.0 (here: the CPU wheel on disk),
@@ -34,7 +34,7 @@ book: $(STAMP)
 
 # --- every test ----------------------------------------------------------------------------
 test: $(STAMP)
-	$(MAKE) --no-print-directory unit typecheck prose code-width nbval book-check browser install-check
+	$(MAKE) --no-print-directory unit typecheck prose code-width nbval nbval-cuda book-check browser install-check
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not install" tests invlatent
@@ -63,6 +63,15 @@ nbval: $(STAMP)
 	$(BIN)/python tools/chapters.py to-ipynb $(NBDIR)
 	INVLATENT_PROFILE=smoke MPLBACKEND=Agg $(BIN)/python -m pytest -q -p no:cacheprovider \
 	  --nbval-lax --nbval-current-env --nbval-cell-timeout=600 $(NBDIR)
+
+# Every chapter again on a simulated CUDA device (invlatent.testing.simulated_cuda): the CPU build
+# of torch playing CUDA, so a tensor left on the wrong device raises what CUDA raises. This is the
+# GPU path of the book (Colab), checked on a machine without a GPU.
+nbval-cuda: $(STAMP)
+	rm -rf $(NBDIR)-cuda
+	$(BIN)/python tools/chapters.py to-ipynb --simulated-cuda $(NBDIR)-cuda
+	INVLATENT_PROFILE=smoke MPLBACKEND=Agg $(BIN)/python -m pytest -q -p no:cacheprovider \
+	  --nbval-lax --nbval-current-env --nbval-cell-timeout=600 $(NBDIR)-cuda
 
 # Other CPUs on this one (not part of `make test`): PyTorch picks its kernels by
 # ATEN_CPU_CAPABILITY and the thread count, so run the unit suite and nbval under the generic

@@ -32,8 +32,8 @@ What it cannot simulate
   (``jit_script_fx=False``) for modules built inside, and the outputs of scripted modules called
   inside are marked after the call.
 * **Other threads** see marked tensors as CUDA tensors, but factories there with
-  ``device="cuda"`` need the mode, which is thread-local: :func:`invlatent._threads.map_blocks`
-  passes it on; other thread pools do not.
+  ``device="cuda"`` need the mode, which is thread-local: this package's worker threads
+  (``workers=`` of the k-NN search) enter it; other thread pools do not.
 * Tensors created inside keep their device after the context ends (as real CUDA tensors would);
   ``torch.save`` of a marked tensor stores a CPU tensor.
 
@@ -56,8 +56,7 @@ from __future__ import annotations
 import threading
 import time
 import types
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 from torch.nn.parameter import Parameter
@@ -366,6 +365,12 @@ def _unmarked_call(func, args, kwargs):
         _mark(self)
 
 
+def _deepcopy(func, args, kwargs):
+    if not isinstance(args[0], _Marked):
+        return func(*args, **kwargs)
+    return _mark(_unmarked_call(func, args, kwargs))
+
+
 def _shallow_copy_type(func, args, kwargs):
     # CPU and CUDA tensors have different TensorImpl key sets: Module.to then makes new Parameters
     if isinstance(args[0], _Marked) != isinstance(args[1], _Marked):
@@ -426,6 +431,7 @@ _SPECIAL: dict[Any, Callable] = {
     torch.Tensor.__iter__: _iter,
     torch.Tensor.__repr__: _repr,
     torch.Tensor.__reduce_ex__: _reduce_ex,
+    torch.Tensor.__deepcopy__: _deepcopy,
     torch.Tensor.pin_memory: _pin_memory,
     torch.as_tensor: _as_tensor,
     torch._has_compatible_shallow_copy_type: _shallow_copy_type,
@@ -575,16 +581,32 @@ def active() -> bool:
     return _depth > 0
 
 
-def current_modes() -> list:
-    """This thread's torch-function modes, for passing the simulation on to worker threads."""
-    from torch.overrides import _get_current_function_mode_stack
+class _SimulatedCuda:
+    """The context manager :func:`simulated_cuda` returns (a class, so that a context entered
+    with ``__enter__()`` alone stays open until ``__exit__``, even when no reference is kept)."""
 
-    return list(_get_current_function_mode_stack())
+    def __init__(self) -> None:
+        self._mode: _Mode | None = None
+
+    def __enter__(self) -> torch.device:
+        if self._mode is not None:
+            raise RuntimeError("this simulated_cuda() context is already open")
+        _enter()
+        self._mode = _Mode()
+        self._mode.__enter__()
+        return _CUDA
+
+    def __exit__(self, *exc) -> None:
+        mode, self._mode = self._mode, None
+        if mode is not None:
+            try:
+                mode.__exit__(*exc)
+            finally:
+                _exit()
 
 
-@contextmanager
-def simulated_cuda() -> Iterator[torch.device]:
-    r"""Simulate one CUDA device on the CPU build of torch; yields ``torch.device("cuda", 0)``.
+def simulated_cuda() -> _SimulatedCuda:
+    r"""Simulate one CUDA device on the CPU build of torch; ``with`` yields ``torch.device("cuda", 0)``.
 
     Inside the block, :func:`invlatent.default_device` and ``torch.cuda.is_available()`` say
     CUDA; tensors and modules moved there keep their data on the CPU but behave like CUDA tensors
@@ -598,8 +620,8 @@ def simulated_cuda() -> Iterator[torch.device]:
     * a generator on the other device than the tensor it fills: ``RuntimeError``.
 
     Code that is consistent about devices gives the same numbers as on the CPU.
-    The context nests, and can be opened for a whole notebook kernel with
-    ``simulated_cuda().__enter__()``.
+    Contexts nest. ``simulated_cuda().__enter__()`` opens one for the rest of a notebook kernel
+    (``tools/run_chapter.py --simulated-cuda`` does this).
 
     Example
     -------
@@ -611,10 +633,4 @@ def simulated_cuda() -> Iterator[torch.device]:
     ...     (y.device, lin.weight.device, y.cpu().device)
     (device(type='cuda', index=0), device(type='cuda', index=0), device(type='cpu'))
     """
-    _enter()
-    mode = _Mode()
-    try:
-        with mode:
-            yield _CUDA
-    finally:
-        _exit()
+    return _SimulatedCuda()

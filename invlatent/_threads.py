@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Callable, Iterator, Sequence, TypeVar
 
 import torch
@@ -49,9 +49,25 @@ def default_workers() -> int:
 
 def map_blocks(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
     """``[fn(x) for x in items]`` with one intra-op thread, the items spread over ``workers`` threads
-    (in order of ``items``; the results come back in the same order)."""
+    (in order of ``items``; the results come back in the same order).
+
+    The workers run under the caller's torch-function modes (which are thread-local), so code
+    such as :func:`invlatent.testing.simulated_cuda` or ``with torch.device(...)`` applies there too.
+    """
     with intra_op_threads(1):
         if workers <= 1 or len(items) <= 1:
             return [fn(x) for x in items]
+        from torch.overrides import _get_current_function_mode_stack
+
+        modes = _get_current_function_mode_stack()
+        if modes:
+            inner = fn
+
+            def fn(x: T) -> R:  # type: ignore[misc]
+                with ExitStack() as stack:
+                    for mode in modes:
+                        stack.enter_context(mode)
+                    return inner(x)
+
         with ThreadPoolExecutor(max_workers=workers) as pool:
             return list(pool.map(fn, items))
