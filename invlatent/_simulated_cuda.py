@@ -82,6 +82,8 @@ class _Marked:
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):
         # reached when the mode is not active (another thread, or after the context)
+        if not all(issubclass(t, _Marked) for t in types):
+            return NotImplemented                       # an fx Proxy or another override first
         return _dispatch(func, args, kwargs or {})
 
 
@@ -365,6 +367,12 @@ def _unmarked_call(func, args, kwargs):
         _mark(self)
 
 
+def _format(func, args, kwargs):                  # torch formats 0-dim plain tensors only
+    if not isinstance(args[0], _Marked):
+        return func(*args, **kwargs)
+    return _unmarked_call(func, args, kwargs)
+
+
 def _deepcopy(func, args, kwargs):
     if not isinstance(args[0], _Marked):
         return func(*args, **kwargs)
@@ -432,14 +440,29 @@ _SPECIAL: dict[Any, Callable] = {
     torch.Tensor.__repr__: _repr,
     torch.Tensor.__reduce_ex__: _reduce_ex,
     torch.Tensor.__deepcopy__: _deepcopy,
+    torch.Tensor.__format__: _format,
     torch.Tensor.pin_memory: _pin_memory,
     torch.as_tensor: _as_tensor,
     torch._has_compatible_shallow_copy_type: _shallow_copy_type,
 }
 
 
+def _foreign(obj: Any) -> bool:
+    """An argument with its own ``__torch_function__`` that is not a tensor (an fx ``Proxy``),
+    also inside a list (``torch.einsum(eq, [a, b])`` hides its operands from ``types``)."""
+    if isinstance(obj, torch.Tensor):
+        return False
+    if isinstance(obj, (list, tuple)):
+        return any(_foreign(o) for o in obj)
+    return hasattr(type(obj), "__torch_function__")
+
+
 class _Mode(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if not all(issubclass(t, _Marked) for t in types) or any(_foreign(a) for a in args):
+            # another override among the arguments (an fx Proxy while e3nn generates code, a
+            # library's tensor subclass): it handles the call (the mode is off inside this method)
+            return func(*args, **(kwargs or {}))
         return _dispatch(func, args, kwargs or {})
 
 

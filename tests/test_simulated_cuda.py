@@ -98,7 +98,7 @@ def test_transfers_copy_like_cuda(dev):
     assert torch.as_tensor(a, device=dev) is not a and not is_simulated_cuda(a)
     assert b.to(torch.float64).device == dev and b.double().dtype == torch.float64
     assert torch.tensor(2.0, device=dev).item() == 2.0 and b.tolist() == [2.0, 2.0, 2.0]
-    assert "device='cuda:0'" in repr(b)
+    assert "device='cuda:0'" in repr(b) and f"{b.sum():.1f}" == "6.0"
     assert [t.device for t in torch.zeros(2, 3, device=dev)] == [dev, dev]   # iteration
 
 
@@ -262,3 +262,23 @@ def test_a_training_step_with_adam_matches_the_cpu(dev):
     _same(cpu_loss, dev_loss)
     for a, b in zip(cpu_params, dev_params):
         _same(a, b)
+
+
+def test_e3nn_modules_built_inside_match_the_cpu(dev):
+    """e3nn generates code with torch.fx while a module is built: the fx Proxies take their own
+    calls (no false alarm), and the module then runs on the device with the CPU's numbers."""
+    from e3nn import o3
+    from e3nn.nn import Gate
+
+    torch.manual_seed(0)
+    gate = Gate("4x0e", [torch.nn.functional.silu], "2x0e", [torch.sigmoid], "2x1e").double()
+    tp = o3.FullyConnectedTensorProduct("2x0e+1x1e", "1x1e", "2x0e+1x1e").double()
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(3, gate.irreps_in.dim, generator=gen, dtype=torch.float64)
+    a = torch.randn(3, 5, generator=gen, dtype=torch.float64)
+    b = torch.randn(3, 3, generator=gen, dtype=torch.float64)
+    ref_gate, ref_tp = gate(x), tp(a, b)
+    _same(ref_gate, gate.to(dev)(x.to(dev)))
+    _same(ref_tp, tp.to(dev)(a.to(dev), b.to(dev)))
+    built_inside = Gate("4x0e", [torch.nn.functional.silu], "2x0e", [torch.sigmoid], "2x1e")
+    assert built_inside.to(dev)(x.float().to(dev)).device == dev
