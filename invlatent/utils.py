@@ -29,6 +29,7 @@ __all__ = [
     "cache_dir",
     "sha256_file",
     "glue",
+    "in_batches",
     "TimeLimit",
 ]
 
@@ -206,6 +207,91 @@ def glue(name: str, value):
         return value
     _myst_glue(name, plain, display=False)
     return value
+
+
+def in_batches(fn, *inputs: torch.Tensor, batch_size: int = 4096, device: torch.device | str | None = None,
+               out_device: torch.device | str | None = None, desc: str | None = None):
+    """``fn(*inputs)`` computed ``batch_size`` rows at a time, under ``torch.no_grad()``.
+
+    For encodes and decodes of whole data sets: each batch of every input (row slices of
+    tensors that share their first dimension) is moved to ``device`` (default: left where it
+    is), ``fn`` runs on it, and its outputs are moved to ``out_device`` (default: left where
+    ``fn`` put them) and concatenated. ``fn`` may return a tensor, a tuple or list of tensors,
+    or a dict of tensors, each with one row per input row; the result has the same form. Peak
+    memory is that of one batch plus the gathered outputs, whatever the number of rows; the
+    result equals one call on all rows for any ``fn`` that treats rows independently (up to
+    float rounding of differently sized matmuls). ``desc`` shows a progress bar over batches.
+
+    Example
+    -------
+    >>> x = torch.arange(10.0).view(5, 2)
+    >>> out = in_batches(lambda a, b: {"sum": a + b, "max": a.amax(1)}, x, 2 * x, batch_size=2)
+    >>> out["sum"].shape, out["max"].tolist()
+    (torch.Size([5, 2]), [1.0, 3.0, 5.0, 7.0, 9.0])
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {describe(fn)}")
+    if not inputs:
+        raise TypeError("in_batches needs at least one input tensor")
+    for k, t in enumerate(inputs):
+        if not isinstance(t, torch.Tensor) or t.dim() == 0:
+            raise TypeError(f"input {k} must be a torch.Tensor with a batch dimension, got {describe(t)}")
+    n = inputs[0].shape[0]
+    if any(t.shape[0] != n for t in inputs):
+        raise ValueError(f"inputs must share their first dimension, got {[tuple(t.shape) for t in inputs]}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int):
+        raise TypeError(f"batch_size must be an int, got {describe(batch_size)}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size}")
+    batches = range(0, max(n, 1), batch_size)
+    starts: Iterable[int] = batches
+    if desc is not None:
+        starts = progress(batches, desc=desc, unit="batch", total=len(batches))
+    parts = []
+    with torch.no_grad():
+        for s in starts:
+            batch = [t[s:s + batch_size] for t in inputs]
+            if device is not None:
+                batch = [t.to(device, non_blocking=True) for t in batch]
+            parts.append(_gather_rows(fn(*batch), batch[0].shape[0], out_device))
+    return _cat_like(parts)
+
+
+def _rows_of(out) -> list[torch.Tensor]:
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, (tuple, list)):
+        return list(out)
+    if isinstance(out, dict):
+        return list(out.values())
+    return [out]
+
+
+def _gather_rows(out, rows: int, out_device):
+    """Check that every tensor of ``out`` has ``rows`` rows; move it to ``out_device``."""
+    for t in _rows_of(out):
+        if not isinstance(t, torch.Tensor) or t.dim() == 0 or t.shape[0] != rows:
+            raise ValueError(f"fn must return tensors (alone, in a tuple, list or dict) with one row per input "
+                             f"row ({rows}), got {describe(t)}")
+    if out_device is None:
+        return out
+    if isinstance(out, torch.Tensor):
+        return out.to(out_device)
+    if isinstance(out, dict):
+        return {k: v.to(out_device) for k, v in out.items()}
+    return type(out)(v.to(out_device) for v in out)
+
+
+def _cat_like(parts: list):
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+    if isinstance(first, torch.Tensor):
+        return torch.cat(parts)
+    if isinstance(first, dict):
+        return {k: torch.cat([p[k] for p in parts]) for k in first}
+    return type(first)(torch.cat(ts) for ts in zip(*parts))
+
 
 class TimeLimit:
     """A training time cap that says so when it stops a run early.

@@ -82,12 +82,12 @@ def decode_lines(model, za: torch.Tensor, ends_b: Mapping[str, torch.Tensor], st
     every point of the argmax decode.
     """
     from ..models.graph_vae import decode_graphs
+    from ..utils import in_batches
     from ._chem import graphs_to_smiles, valence_decode
     from ._molecule_paths import equal_step_paths, path_scores
 
     def smiles_of(points, valence=False):
-        with torch.no_grad():
-            out = model.decode(points)
+        out = in_batches(model.decode, points)  # every point of every path: bounded memory
         return graphs_to_smiles(*(valence_decode(out) if valence else decode_graphs(out)))
 
     results, decoded = {}, {}
