@@ -32,7 +32,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, TypeVar
 
-__all__ = ["PROFILES", "get_profile", "by_profile", "profile_table", "profile_table_markdown"]
+__all__ = ["PROFILES", "get_profile", "by_profile", "profile_table", "profile_table_markdown", "profile_values"]
 
 PROFILES = ("smoke", "cpu", "gpu")
 _T = TypeVar("_T")
@@ -175,3 +175,42 @@ def profile_table_markdown(chapters: Iterable[str | os.PathLike]) -> str:
         cells = [row["setting"]] + [row[k] for k in PROFILES]
         out.append("| " + " | ".join(f"`{c.replace('|', '¦')}`" for c in cells) + " |")
     return "\n".join(out)
+
+
+def profile_values(chapter: str | os.PathLike, profile: str = "gpu",
+                   names: dict[str, Any] | None = None) -> dict[str, Any]:
+    r"""The value of every ``by_profile`` setting of one chapter at ``profile``, from its source.
+
+    Each value's source text (as :func:`profile_table` reads it) is evaluated with ``names``
+    as its only variables (no builtins but ``len``, ``min``, ``max``, ``range``, ``slice``), so sizes that depend
+    on data, such as ``len(split["train"])``, get the values the caller passes. Settings whose
+    value needs anything else (a data set object, say) are left out. Used to estimate what a
+    chapter costs at a profile without running it (:mod:`invlatent.budget`).
+
+    Returns
+    -------
+    dict
+        ``{setting: value}``, settings named as in :func:`profile_table`.
+
+    Example
+    -------
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "ch.md"
+    >>> _ = p.write_text("# 9. Toy\n```{code-cell} ipython3\n"
+    ...                  "n = by_profile(smoke=10, cpu=100, gpu=len(data) if full else 50)\n```\n")
+    >>> profile_values(p, "gpu", {"data": range(7), "full": True})
+    {'n': 7}
+    >>> profile_values(p, "smoke")
+    {'n': 10}
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
+    scope = {"__builtins__": {"len": len, "min": min, "max": max, "range": range, "slice": slice}, **(names or {})}
+    out: dict[str, Any] = {}
+    for row in profile_table([chapter]):
+        try:
+            out[row["setting"]] = eval(row[profile], scope)  # noqa: S307 -- the chapter's own literal text
+        except Exception:  # needs a name the caller did not pass: not a size
+            continue
+    return out
+

@@ -34,7 +34,7 @@ def _intro_table(monkeypatch) -> str:
     glued = {}
     monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: glued.__setitem__(name, value))
     monkeypatch.chdir(PAGE.parent)
-    (code,) = [c for c in CELL.findall(PAGE.read_text())]
+    (code,) = [c for c in CELL.findall(PAGE.read_text()) if "profile_table_markdown" in c]
     code = "\n".join(l for l in code.splitlines() if not l.startswith(":"))
     exec(compile(code, "intro.md", "exec"), {})
     return glued["profile_table"].data

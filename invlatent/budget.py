@@ -1,0 +1,261 @@
+r"""What each chapter costs at the ``gpu`` profile on a Colab T4 runtime: estimates, not runs.
+
+No GPU has run the book's ``gpu`` profile. These numbers are computed from the sizes the
+chapters set (their ``by_profile(..., gpu=...)`` values, read from their source by
+:func:`invlatent.profiles.profile_values`), times unit costs: bytes and seconds per molecule,
+image, training step or fit, measured on the book's 2-core CPU machine (Colab gives 2 vCPUs
+too), and, for work on the GPU, the T4's specifications with the assumptions below. Only the
+dominant terms of each chapter are counted; read the time as an order of magnitude (the
+scikit-learn fits on the host are the least certain term) and the memory as the size of what
+the chapter holds at once.
+
+A Colab T4 runtime has about 12.7 GB of host memory and a 15 GB GPU; the budget the book
+keeps to is :data:`BUDGET`.
+
+Example
+-------
+>>> steps = [Step("train", gpu_s=60.0, device_bytes=2e9), Step("fit", host_s=30.0, host_bytes=1e9)]
+>>> est = estimate(steps)
+>>> round(est["minutes"], 1), round(est["device_gb"], 1), round(est["host_gb"], 1)
+(1.5, 2.6, 3.5)
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .utils import in_batches
+
+__all__ = ["BUDGET", "COLAB", "T4", "Step", "estimate", "chapter_steps", "t4_estimates"]
+
+#: A Colab GPU runtime (free tier): its host memory and CPU cores.
+COLAB = {"host_gb": 12.7, "vcpus": 2}
+
+#: The memory the ``gpu`` profile must fit in, per chapter: below :data:`COLAB`'s host memory
+#: and the T4's 15 GB, of which CUDA reserves some.
+BUDGET = {"host_gb": 12.0, "device_gb": 14.0}
+
+#: The T4's specifications (NVIDIA's data sheet) and this module's assumptions about them.
+T4 = {
+    "fp32_tflops_peak": 8.1,
+    "memory_gb": 15.0,
+    "sustained_flops": 4.0e12,   # assumed: half the fp32 peak for the book's small convolutions
+    "seconds_per_op": 10e-6,     # assumed: kernel launch + eager dispatch per aten op (small models)
+    "context_bytes": 0.6e9,      # assumed: CUDA context, cuBLAS/cuDNN workspaces
+}
+
+#: Host memory of the runtime before the chapter holds any data: Colab's own processes plus a
+#: Python with CUDA torch and the book's libraries (assumed; 0.37 GB measured here, CPU torch).
+HOST_BASE_BYTES = 2.5e9
+
+# Unit costs measured on the book's machine (2 CPU cores, torch 2.13 CPU build, float32).
+# Memory: growth of the peak RSS between two batch sizes; FLOPs and aten ops: FlopCounterMode
+# and a counting TorchDispatchMode around one step (forward, backward, Adam).
+VAE_ENCODE_BYTES = 82e3      # GraphVAE.encode (hidden 64) activations, per molecule
+VAE_DECODE_BYTES = 50e3      # autoregressive GraphVAE.decode, per code
+DENSE_GRAPH_BYTES = 4.3e3    # QM9Graphs.dense() peak, per molecule
+QM9_BYTES = 0.14e9           # load_qm9(): all 130,831 molecules
+QM9_BUILD_S = 15.0           # load_qm9() in a fresh runtime: RDKit builds the cache (DESIGN.md)
+CNN_ENCODE_BYTES = 108e3     # CNN(12, 24; 48).encode, per image (chapter 5)
+GCNN_ENCODE_BYTES = 383e3    # GCNN(C4; 16, 32; 32).encode, per image (chapter 4)
+E3NN_FORWARD_BYTES = 86e3    # E3NNPropertyModel forward, per molecule (on the host, chapter 6)
+IMAGE_BYTES = 28 * 28 * 4    # one float32 MNIST digit
+TRAIN_STEP = {               # (FLOPs, aten ops) of one training step
+    "gcnn4_b32": (4.33e9, 370),    # chapter 4's GCNN at gpu, batch 32
+    "cnn5_b64": (1.23e9, 335),     # chapter 5's CNN, batch 64
+    "gcnn5_b64": (2.24e9, 370),    # chapter 5's GCNN, batch 64
+    "e3nn_b128": (0.185e9, 2200),  # chapter 6's e3nn model, batch 128
+}
+E3NN_BATCH_S = 5.7e-3        # building one batch of 128 molecules on the host
+SMILES_S = 216e-6            # graphs_to_smiles, per decoded graph
+CANONICAL_S = 74e-6          # canonical_smiles, per SMILES
+LR_S = 5e-9                  # logistic regression (lbfgs, one thread), per sample x feature x iteration
+LR_ITERATIONS = 200          # assumed (random-feature MNIST probes here converge in about 50)
+KNN_S = 1.2e-10              # k-NN classifier scoring, per train x test x feature
+TSNE_S = 1.4e-3              # t-SNE (Barnes-Hut), per n log n (n = 2,000)
+GMM16_S = 4.6e-4             # GaussianMixture(16, full), per row, to convergence
+HGBR_S = 6.5e-7              # HistGradientBoostingRegressor, per row x iteration (one thread)
+PAIR_S = 8e-7                # pairwise quotient distance (C8) or retention, per pair
+ROTATION_SEARCH_S = 26e-6    # approx_quotient_distance, per pair x optimiser step
+#: rows per batch of the chapters' encodes and decodes (in_batches' default)
+BATCH = inspect.signature(in_batches).parameters["batch_size"].default
+PATH_POINTS = 65             # decoded points per pair over the three lines of chapter 3b (measured)
+
+
+@dataclass
+class Step:
+    """One piece of a chapter's work: seconds on the T4 and on the host, and the memory
+    (bytes) held on each while it runs, the chapter's data at that point included."""
+
+    what: str
+    gpu_s: float = 0.0
+    host_s: float = 0.0
+    device_bytes: float = 0.0
+    host_bytes: float = 0.0
+
+
+def estimate(steps: list[Step], *, uses_gpu: bool = True) -> dict:
+    """Time (sum of the steps) and peak memory (largest step, plus the CUDA context and the
+    runtime's base host memory) of a chapter. ``uses_gpu=False``: a chapter that never
+    touches the GPU (no CUDA context). Returns ``minutes``, ``gpu_minutes`` (the part on the
+    T4), ``device_gb``, ``host_gb``, ``largest`` (the step that takes the most time)."""
+    context = T4["context_bytes"] if uses_gpu else 0.0
+    seconds = sum(s.gpu_s + s.host_s for s in steps)
+    largest = max(steps, key=lambda s: s.gpu_s + s.host_s)
+    return {"minutes": seconds / 60, "gpu_minutes": sum(s.gpu_s for s in steps) / 60,
+            "device_gb": (context + max(s.device_bytes for s in steps)) / 1e9,
+            "host_gb": (HOST_BASE_BYTES + max(s.host_bytes for s in steps)) / 1e9,
+            "largest": largest.what}
+
+
+def _train(steps: float, key: str, host_s: float = 0.0) -> float:
+    flops, ops = TRAIN_STEP[key]
+    return steps * (flops / T4["sustained_flops"] + ops * T4["seconds_per_op"] + host_s)
+
+
+def _probe(n_train: int, n_test: int, d: int) -> float:
+    """probe_accuracy: logistic regression and 5-NN on d features."""
+    return n_train * d * (LR_ITERATIONS * LR_S + n_test * KNN_S)
+
+
+def _tsne(n: int) -> float:
+    return TSNE_S * n * math.log(n)
+
+
+def _qm9_split() -> dict:
+    from .data.qm9 import qm9_split
+
+    return qm9_split(130_831, seed=0)
+
+
+def _ambiguity(v: dict) -> list[Step]:
+    return [Step("two t-SNE maps", host_s=2 * _tsne(v["n_tsne"]))]
+
+
+def _projections(v: dict) -> list[Step]:
+    n2 = v["n_obj"] ** 2
+    retentions = 6 + len(v["Ts"]) * v["seeds"]  # the candidates, then the template sweep
+    return [Step("quotient distances", host_s=n2 * PAIR_S),
+            Step("retention of every candidate and sweep", host_s=retentions * n2 * PAIR_S)]
+
+
+def _molecule_data(v: dict) -> float:
+    return QM9_BYTES + v["n_train"] * DENSE_GRAPH_BYTES
+
+
+def _graph_vae(v: dict) -> list[Step]:
+    n_eval, batch = len(_qm9_split()["test"]), BATCH
+    smiles = 3 * n_eval + 4 * v["n_samples"]   # reconstructions, valence view, prior draws
+    return [Step("load QM9", host_s=QM9_BUILD_S, host_bytes=_molecule_data(v)),
+            Step("encode and decode in batches", device_bytes=batch * VAE_ENCODE_BYTES,
+                 host_bytes=_molecule_data(v)),
+            Step("SMILES of decodes and data", host_bytes=_molecule_data(v),
+                 host_s=smiles * SMILES_S + (v["n_train"] + 2 * n_eval) * CANONICAL_S)]
+
+
+def _molecule_latent(v: dict) -> list[Step]:
+    fits = 3 * 3 * 4  # seeds x feature sets x properties
+    n_fit = int(0.7 * v["n_test"])
+    return [Step("load QM9", host_s=QM9_BUILD_S, host_bytes=_molecule_data(v)),
+            Step("encode in batches", device_bytes=BATCH * VAE_ENCODE_BYTES, host_bytes=_molecule_data(v)),
+            Step("PCA and t-SNE maps", host_s=3 * _tsne(v["n_map"]), host_bytes=_molecule_data(v)),
+            Step("property regressions", host_s=fits * n_fit * v["gbr_iter"] * HGBR_S),
+            Step("decode four models' paths", host_s=4 * v["n_pairs"] * PATH_POINTS * 2 * SMILES_S,
+                 device_bytes=BATCH * VAE_DECODE_BYTES)]
+
+
+def _rotated_mnist(v: dict) -> list[Step]:
+    (_, c), N = v["channels, latent_channels"], 4
+    steps = v["n_train"] / 32 * v["epochs"]
+    images = 2 * v["n_train"] * IMAGE_BYTES + 2 * v["n_test"] * IMAGE_BYTES
+    fits = 2 * 8 + 2 * len(v["Ts"])  # 8 projections and the template sweep, two protocols
+    return [Step("train the GCNN", gpu_s=_train(steps, "gcnn4_b32"), host_bytes=images),
+            Step("encode in batches of 500", device_bytes=500 * GCNN_ENCODE_BYTES, host_bytes=images),
+            Step("probes on every projection", host_s=fits * _probe(v["n_train"], v["n_test"], c * N),
+                 host_bytes=images + 2 * 8 * v["n_train"] * 2 * c * N)]
+
+
+def _augmentation(v: dict) -> list[Step]:
+    n, G = v["n_train"], v["G"]
+    steps = n / 64 * v["epochs"]
+    train = 2 * _train(steps, "cnn5_b64") + _train(steps, "gcnn5_b64")
+    on_device = (n + 3 * v["n_test"]) * IMAGE_BYTES + 3 * n * IMAGE_BYTES  # data; a rotated copy
+    orbits = (n + v["n_test"]) * 48 * G * 4 + n * v["n_templates"] * 4
+    probes = 3 * _probe(n, v["n_test"], 48) + _probe(n, v["n_test"], v["n_templates"])
+    return [Step("train three networks", gpu_s=train, device_bytes=on_device),
+            Step("orbits of every digit, max filters", device_bytes=on_device + orbits
+                 + BATCH * CNN_ENCODE_BYTES + v["n_test"] ** 2 * 4),
+            Step("probes", host_s=2 * probes, host_bytes=4 * n * v["n_templates"] * 8),
+            Step("t-SNE maps", host_s=2 * _tsne(v["n_fig"]))]
+
+
+def _e3nn(v: dict) -> list[Step]:
+    split = _qm9_split()
+    n_train, n_pool = len(split["train"]), len(split["test"])
+    steps = math.ceil(n_train / 128) * v["epochs"]
+    pairs = v["n_ret"] * (v["n_ret"] - 1) // 2
+    return [Step("train the e3nn model", gpu_s=_train(steps, "e3nn_b128", E3NN_BATCH_S),
+                 device_bytes=128 * 3 * E3NN_FORWARD_BYTES),
+            Step("encode the held-out split on the host", host_bytes=n_pool * E3NN_FORWARD_BYTES),
+            Step("rotation searches", host_s=pairs * v["steps"] * ROTATION_SEARCH_S)]
+
+
+def _training(v: dict) -> list[Step]:
+    lines = 12 + 27  # decoded points per pair: aligned and raw random-order lines
+    smiles = 8 * v["n_samples"] + 3 * (2_000 + 2 * lines * v["n_goal, n_pairs"])
+    return [Step("load QM9", host_s=QM9_BUILD_S, host_bytes=_molecule_data(v)),
+            Step("encode the training split in batches", device_bytes=BATCH * VAE_ENCODE_BYTES,
+                 host_bytes=_molecule_data(v)),
+            Step("Gaussian mixture on the training codes", host_s=v["n_train"] * GMM16_S,
+                 host_bytes=_molecule_data(v)),
+            Step("SMILES of every decode", host_s=smiles * SMILES_S + v["n_train"] * CANONICAL_S)]
+
+
+#: chapter file stem -> its cost model (from the chapter's gpu sizes), and whether it uses the GPU
+MODELS: dict[str, tuple[Callable[[dict], list[Step]], bool]] = {
+    "01_ambiguity": (_ambiguity, False),
+    "02_invariant_projections": (_projections, False),
+    "03_qm9_graph_vae": (_graph_vae, True),
+    "03b_molecule_latent": (_molecule_latent, True),
+    "04_rotated_mnist": (_rotated_mnist, True),
+    "05_augmentation": (_augmentation, True),
+    "06_e3nn_latents": (_e3nn, True),
+    "training": (_training, True),
+}
+
+
+def chapter_steps(chapter: str | os.PathLike) -> list[Step] | None:
+    """The counted work of one chapter at the ``gpu`` profile, from its own sizes (``None``
+    for a chapter without a cost model here). Full MNIST is assumed available (Colab)."""
+    from .profiles import profile_values
+
+    path = Path(chapter)
+    if path.stem not in MODELS:
+        return None
+    sizes = profile_values(path, "gpu", {"full": True, "split": _qm9_split()})
+    return MODELS[path.stem][0](sizes)
+
+
+def t4_estimates(chapters) -> "pandas.DataFrame":  # noqa: F821
+    """One row per chapter with a cost model: its title, estimated minutes on a Colab T4
+    runtime (and how many of them on the GPU), peak GPU and host memory (GB) at the ``gpu``
+    profile, and its longest step."""
+    import pandas as pd
+
+    rows = []
+    for chapter in chapters:
+        steps = chapter_steps(chapter)
+        if steps is None:
+            continue
+        text = Path(chapter).read_text()
+        title = next((ln[2:].strip() for ln in text.splitlines() if ln.startswith("# ")), Path(chapter).stem)
+        est = estimate(steps, uses_gpu=MODELS[Path(chapter).stem][1])
+        rows.append({"chapter": title, "minutes": est["minutes"], "on the GPU": est["gpu_minutes"],
+                     "GPU GB": est["device_gb"],
+                     "host GB": est["host_gb"], "longest step": est["largest"]})
+    return pd.DataFrame(rows).set_index("chapter")
