@@ -31,16 +31,25 @@ def _version() -> str:
 #: (Until that version is uploaded, set INVLATENT_PIP_SOURCE in Colab; see the README.)
 COLAB_SOURCE = f"invlatent=={_version()}"
 
-#: The extras every Colab notebook installs (the data sets of the lessons); a chapter that uses
-#: SevenNet also gets [models].
+#: The default extras of :func:`colab_install_cell` (the lessons' data sets); each notebook
+#: installs only what its chapter needs (:func:`colab_requirements`).
 COLAB_EXTRAS = "molecules,images"
 
+#: Modules a chapter may import that a Colab runtime has without any install of ours.
+COLAB_HAS = {"IPython", "google", "threadpoolctl"}
 
-def colab_install_cell(extras: str = COLAB_EXTRAS) -> str:
-    """The first code cell of every Colab notebook: installs invlatent with ``extras`` (comma-separated)."""
+
+def colab_install_cell(extras: str = COLAB_EXTRAS, packages: tuple[str, ...] = ()) -> str:
+    """The first code cell of every Colab notebook: installs invlatent with ``extras`` (comma-separated,
+    may be empty) and the pip requirements ``packages`` that no extra provides."""
+    what = (f"with the extras [{extras}]" if extras else "(no extras)") + \
+        (f", and {', '.join(packages)}" if packages else "")
+    bracket = f"[{extras}]" if extras else ""
     return f'''\
-# Colab only: install invlatent ({COLAB_SOURCE}) with the extras [{extras}]; elsewhere this cell does nothing.
+# Colab only: install invlatent ({COLAB_SOURCE}) {what}; elsewhere this cell does nothing.
 # torch is pinned to the version Colab already has, so pip never replaces Colab's CUDA build.
+# The profile: with a GPU runtime (Runtime > Change runtime type) the chapter runs at `gpu`, else at
+# `cpu`; set os.environ["INVLATENT_PROFILE"] before the chapter's cells to choose another.
 # To install from elsewhere, first set os.environ["INVLATENT_PIP_SOURCE"] to a wheel file, a source
 # folder or a VCS URL (e.g. "git+https://<your fork>.git").
 import importlib
@@ -56,18 +65,20 @@ else:
     import torch
 
     source = os.environ.get("INVLATENT_PIP_SOURCE", "").strip() or "{COLAB_SOURCE}"
-    extras = "{extras}"
+    extras = "{bracket}"
+    # what the chapter imports that no extra of invlatent holds
+    packages = {list(packages)!r}
     if os.path.exists(source):                      # a wheel or a source folder
-        requirement = f"{{source}}[{{extras}}]"
+        requirement = f"{{source}}{{extras}}"
     elif "://" in source:                           # a VCS URL
-        requirement = f"invlatent[{{extras}}] @ {{source}}"
+        requirement = f"invlatent{{extras}} @ {{source}}"
     elif source.startswith("invlatent"):            # by name, e.g. invlatent==<version>
-        requirement = f"invlatent[{{extras}}]" + source[len("invlatent"):]
+        requirement = f"invlatent{{extras}}" + source[len("invlatent"):]
     else:
         requirement = source
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as pin:
         pin.write(f"torch=={{torch.__version__}}\\n")
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", pin.name, requirement],
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c", pin.name, requirement, *packages],
                          capture_output=True, text=True)
     importlib.invalidate_caches()
     if pip.returncode == 0:
@@ -86,9 +97,92 @@ else:
 COLAB_INSTALL_CELL = colab_install_cell()
 
 
+def _pyproject_requirements() -> tuple[set[str], dict[str, str], dict[str, str]]:
+    """Distribution names of the core install, ``{distribution: extra}`` of invlatent's extras,
+    and ``{distribution: requirement}`` of every other requirement of the book extra."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def name(req: str) -> str:
+        return re.sub(r"[-_.]+", "-", re.match(r"[A-Za-z0-9_.-]+", req).group()).lower()
+
+    core = {name(r) for r in project["dependencies"]}
+    extras, book = {}, {}
+    for extra, reqs in project["optional-dependencies"].items():
+        for r in reqs:
+            if name(r) == "invlatent":
+                continue
+            if extra in ("molecules", "images", "models", "fast"):
+                extras[name(r)] = extra
+            elif extra == "book":
+                book[name(r)] = r
+    return core, extras, book
+
+
+def _chapter_imports(chapter: Path) -> tuple[set[str], set[tuple[str, str]]]:
+    """Top-level modules the chapter's code imports, and the ``(invlatent module, name)`` pairs
+    it uses (``from invlatent.x import name``, ``invlatent.name``)."""
+    import ast
+
+    from invlatent.profiles import _code_cells
+
+    modules, names = set(), set()
+    for src in _code_cells(chapter.read_text()):
+        tree = ast.parse(src)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                modules |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                modules.add(node.module.split(".")[0])
+                if node.module.split(".")[0] == "invlatent":
+                    names |= {(node.module, a.name) for a in node.names}
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                    and node.value.id == "invlatent":
+                names.add(("invlatent", node.attr))
+    return modules, names
+
+
+_DECLARED_EXTRA = re.compile(r"""(?:needs|require)\(\s*["'](\w+)["']|the '(\w+)' extra""")
+
+
+def colab_requirements(chapter: Path) -> tuple[str, tuple[str, ...]]:
+    """``(extras, packages)`` the Colab copy of ``chapter`` installs: the invlatent extras whose
+    packages it imports or that a package function it uses declares (``@needs``/``require``), and
+    the pip requirements (from the book extra) of what else it imports beyond the core install.
+    An import that nothing provides is an error, so a new dependency is decided here."""
+    import importlib
+    import inspect
+    from importlib.metadata import packages_distributions
+
+    core, extras_of, book = _pyproject_requirements()
+    providers = packages_distributions()
+    modules, names = _chapter_imports(chapter)
+    extras, packages = set(), set()
+    for mod in sorted(modules - set(sys.stdlib_module_names) - COLAB_HAS - {"invlatent"}):
+        dists = {re.sub(r"[-_.]+", "-", d).lower() for d in providers.get(mod, [])}
+        if dists & core:
+            continue
+        if dists & extras_of.keys():
+            extras |= {extras_of[d] for d in dists & extras_of.keys()}
+        elif dists & book.keys():
+            packages |= {book[d] for d in dists & book.keys()}
+        else:
+            raise ValueError(f"{chapter.name} imports {mod!r}, which neither invlatent's requirements nor "
+                             "Colab provide: add it to the book extra in pyproject.toml (or to COLAB_HAS)")
+    for module, name in sorted(names):
+        obj = getattr(importlib.import_module(module), name, None)
+        source = inspect.getmodule(obj) if obj is not None and not inspect.ismodule(obj) else obj
+        if getattr(source, "__file__", None):
+            found = _DECLARED_EXTRA.findall(Path(source.__file__).read_text())
+            extras |= {e for pair in found for e in pair if e in set(extras_of.values())}
+    order = ["molecules", "images", "models", "fast"]
+    return ",".join(e for e in order if e in extras), tuple(sorted(packages))
+
+
 def colab_extras(chapter: Path) -> str:
-    """The extras the Colab copy of ``chapter`` installs."""
-    return COLAB_EXTRAS + (",models" if "sevenn" in chapter.read_text().lower() else "")
+    """The extras the Colab copy of ``chapter`` installs (see :func:`colab_requirements`)."""
+    return colab_requirements(chapter)[0]
 
 
 def toc_names(root: Path = ROOT) -> list[str]:
@@ -188,7 +282,7 @@ def colab_notebook(chapter: Path) -> dict:
 
     nb = _read(chapter)
     nb = copy.deepcopy(nb)
-    install = nbformat.v4.new_code_cell(colab_install_cell(colab_extras(chapter)))
+    install = nbformat.v4.new_code_cell(colab_install_cell(*colab_requirements(chapter)))
     install.metadata["tags"] = ["colab-install"]
     note = nbformat.v4.new_markdown_cell(
         f"*Generated from `{chapter.relative_to(ROOT).as_posix()}` by `make colab`; "
