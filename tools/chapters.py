@@ -247,7 +247,8 @@ def with_simulated_cuda(nb):
     import nbformat
 
     cell = nbformat.v4.new_code_cell(SIMULATED_CUDA_CELL, metadata={"tags": ["remove-cell"]})
-    cell.pop("id", None)
+    if nb.cells and "id" not in nb.cells[0]:
+        cell.pop("id", None)
     nb.cells.insert(0, cell)
     return nb
 
