@@ -117,6 +117,14 @@ BAD = {
     "set_quotient_bounds": (lambda: il.set_quotient_bounds(zs, zs.tolist(), "1x0e + 1x1o"), lambda: il.set_quotient_bounds(zs, zs[:1], "1x0e + 1x1o")),
     "pairwise_set_quotient_bounds": (lambda: il.pairwise_set_quotient_bounds(zs, "1x0e + 1x1o", starts=1.5),
                                      lambda: il.pairwise_set_quotient_bounds(zs, "1x0e + 1x1o", starts=0)),
+    # issue 39 (item 2): label and basis check (more cases in tests/probes/test_basis.py)
+    "rotation_pairs": (lambda: il.rotation_pairs(lin, zs, 0), lambda: il.rotation_pairs(lin, zs, "0", n_elements=0)),
+    "fit_basis": (lambda: il.fit_basis(zi.tolist(), zi, torch.eye(3).expand(3, 3, 3), "1x0e + 1x1o"),
+                  lambda: il.fit_basis(zi, zi, torch.eye(3).expand(3, 3, 3), "2x1o")),
+    "diagnose_basis": (lambda: il.diagnose_basis(zi, zi, torch.eye(3).expand(3, 3, 3), 4),
+                       lambda: il.diagnose_basis(zi, zi, 2 * torch.eye(3).expand(3, 3, 3), "1x0e + 1x1o")),
+    "BasisFit": (lambda: il.fit_basis(zi, zi, torch.eye(3).expand(3, 3, 3), "1x0e + 1x1o").to_e3nn(zi.tolist()),
+                 lambda: il.fit_basis(zi, zi, torch.eye(3).expand(3, 3, 3), "1x0e + 1x1o").to_e3nn(zi[:, :3])),
 }
 
 
