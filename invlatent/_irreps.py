@@ -8,6 +8,7 @@ applying :math:`D(R)` to latents (block by block, exact through Cartesian tensor
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from functools import lru_cache
 
@@ -83,7 +84,7 @@ def wigner_blocks(irreps, R: torch.Tensor) -> tuple[dict, torch.Tensor]:
     computed exactly through Cartesian tensors, :math:`D^1 = M_1 R M_1^{-1}` and
     :math:`D^2 = M_2 (R\otimes R) M_2^{+}` with :math:`Y^l(v) = M_l\, v^{\otimes l}` -- no
     Euler angles, so float64-accurate and smooth for gradients; higher ``l`` use e3nn's
-    ``D_from_matrix``.
+    ``D_from_matrix`` (its formula with the generators on ``R``'s device off the CPU).
     """
     from e3nn import o3
 
@@ -100,8 +101,22 @@ def wigner_blocks(irreps, R: torch.Tensor) -> tuple[dict, torch.Tensor]:
             out[l] = M @ big @ Mp
         else:
             with float64_default():
-                out[l] = o3.Irrep(l, 1).D_from_matrix(rot)
+                out[l] = o3.Irrep(l, 1).D_from_matrix(rot) if rot.device.type == "cpu" else _wigner_d(l, rot)
     return out, det
+
+
+def _wigner_d(l: int, rot: torch.Tensor) -> torch.Tensor:
+    """e3nn's ``Irrep(l, 1).D_from_matrix(rot)`` for proper ``rot`` on any device.
+
+    e3nn 0.6's ``wigner_D`` builds its generators on the CPU and fails for angles on a GPU
+    (e3nn issue #423); this is its formula, ``exp(a X_1) exp(b X_0) exp(c X_1)`` with e3nn's own
+    angles and generators, the generators moved to ``rot``'s device (call in ``float64_default``).
+    """
+    from e3nn import o3
+
+    X = o3.so3_generators(l).to(device=rot.device, dtype=rot.dtype)
+    a, b, c = (t[..., None, None] % (2 * math.pi) for t in o3.matrix_to_angles(rot))
+    return torch.matrix_exp(a * X[1]) @ torch.matrix_exp(b * X[0]) @ torch.matrix_exp(c * X[1])
 
 
 def apply_rotation(z: torch.Tensor, irreps, R: torch.Tensor) -> torch.Tensor:

@@ -65,7 +65,9 @@ class ImageRotation(Group):
         """``B`` uniformly random elements ``(B,)``."""
         check_batch_size(B)
         check_generator(generator)
-        return torch.randint(self.N, (B,), generator=generator).to(device)
+        gdev = generator.device if generator is not None else "cpu"
+        g = torch.randint(self.N, (B,), generator=generator, device=gdev)
+        return g.to(device if device is not None else gdev)
 
     def degrees(self, g: torch.Tensor) -> torch.Tensor:
         """The rotation angle of each element, in degrees."""

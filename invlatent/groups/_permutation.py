@@ -107,10 +107,10 @@ class Permutation(Group):
         """``B`` uniformly random permutations: ``(B, n)`` indices, or :class:`LazyPermutations`."""
         check_batch_size(B)
         check_generator(generator)
-        if self.n is None:
-            seed = int(torch.randint(0, 2**62, (1,), generator=generator).item())
-            return LazyPermutations(B, seed)
         gdev = generator.device if generator is not None else "cpu"
+        if self.n is None:
+            seed = int(torch.randint(0, 2**62, (1,), generator=generator, device=gdev).item())
+            return LazyPermutations(B, seed)
         keys = torch.rand(B, self.n, generator=generator, device=gdev)
         return keys.argsort(dim=1).to(device if device is not None else gdev)
 

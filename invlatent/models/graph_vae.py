@@ -322,9 +322,12 @@ class GraphVAE(nn.Module):
     def sample(self, num: int, n: int = 9, *, generator: torch.Generator | None = None,
                connected: bool = False):
         """Decode ``num`` draws :math:`z \\sim \\mathcal N(0, I)` of shape (num, n, c)
-        (``connected``: see :func:`decode_graphs`)."""
+        (``connected``: see :func:`decode_graphs`). The draws are made on ``generator``'s device
+        (a CPU generator, or none, gives the same molecules whatever the model's device) and
+        the graphs are returned on the model's device."""
         p = next(self.parameters())
-        z = torch.randn((num, n, self.latent_channels), generator=generator, dtype=p.dtype).to(p.device)
+        on = generator.device if generator is not None else torch.device("cpu")
+        z = torch.randn((num, n, self.latent_channels), generator=generator, dtype=p.dtype, device=on).to(p.device)
         return decode_graphs(self.decode(z), connected=connected)
 
 

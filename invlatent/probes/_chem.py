@@ -225,8 +225,9 @@ def valence_decode(logits, *, connect: bool = True):
     Returns
     -------
     (atom_type (B, n), bond_type (B, n, n), mask (B, n))
-        In the layout of :func:`invlatent.models.graph_vae.decode_graphs`. A graph with no
-        existing slot keeps its most likely one.
+        In the layout of :func:`invlatent.models.graph_vae.decode_graphs`, on the device of
+        the logits (the rules run on the CPU). A graph with no existing slot keeps its most
+        likely one.
 
     Example
     -------
@@ -289,7 +290,8 @@ def valence_decode(logits, *, connect: bool = True):
                 bond[j, i] = bond[i, j]
                 cap[i] -= add
                 cap[j] -= add
-    return atom, torch.from_numpy(bonds), mask
+    device = logits["exist"].device
+    return atom.to(device), torch.from_numpy(bonds).to(device), mask.to(device)
 
 
 @needs("molecules", "rdkit")

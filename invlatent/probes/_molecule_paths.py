@@ -35,7 +35,7 @@ def equal_step_paths(za: torch.Tensor, zb: torch.Tensor, step: float):
     """Points on the straight lines ``za[p] -> zb[p]`` at most ``step`` apart.
 
     ``za``, ``zb``: (P, n, c). Returns ``(points (N, n, c), pair (N,) long, t (N,), length (P,))``,
-    points of pair ``p`` in path order, both ends included.
+    points of pair ``p`` in path order, both ends included, all on the device of ``za``.
 
     Example
     -------
@@ -50,12 +50,12 @@ def equal_step_paths(za: torch.Tensor, zb: torch.Tensor, step: float):
         raise ValueError(f"za and zb must both have shape (P, n, c), got {tuple(za.shape)} and {tuple(zb.shape)}")
     length = (zb - za).flatten(1).norm(dim=1)
     K = torch.clamp(torch.ceil(length / step).long(), min=1)
-    pair = torch.repeat_interleave(torch.arange(len(K)), K + 1)
+    pair = torch.repeat_interleave(torch.arange(len(K), device=K.device), K + 1)
     start = torch.cumsum(K + 1, 0) - (K + 1)
-    k = torch.arange(len(pair)) - start[pair]
+    k = torch.arange(len(pair), device=K.device) - start[pair]
     t = k.to(za.dtype) / K[pair].to(za.dtype)
-    tt = t.view(-1, 1, 1).to(za.device)
-    points = (1 - tt) * za[pair.to(za.device)] + tt * zb[pair.to(za.device)]
+    tt = t.view(-1, 1, 1)
+    points = (1 - tt) * za[pair] + tt * zb[pair]
     return points, pair, t, length
 
 

@@ -79,7 +79,8 @@ def decode_lines(model, za: torch.Tensor, ends_b: Mapping[str, torch.Tensor], st
     ``(results, decoded)``: ``results[name]`` the (P,) arrays of
     :func:`~invlatent.probes.path_scores` plus ``length`` and ``sim_valence`` (similarity to
     the nearer end of the valence-decoded steps); ``decoded[name] = (smiles, pair, t)`` of
-    every point of the argmax decode.
+    every point of the argmax decode, ``pair`` and ``t`` on the CPU (beside the SMILES they
+    describe, whatever the device of the codes).
     """
     from ..models.graph_vae import decode_graphs
     from ..utils import in_batches
@@ -94,7 +95,7 @@ def decode_lines(model, za: torch.Tensor, ends_b: Mapping[str, torch.Tensor], st
     for name, zb in ends_b.items():
         pts, pair, t, length = equal_step_paths(za, zb, step)
         sm = smiles_of(pts)
-        decoded[name] = (sm, pair, t)
+        decoded[name] = (sm, pair.cpu(), t.cpu())
         valence_scores = path_scores(smiles_of(pts, valence=True), pair, t, length, ends)
         results[name] = {**path_scores(sm, pair, t, length, ends), "length": length.cpu().numpy(),
                          "sim_valence": valence_scores["sim_nearer_end"]}

@@ -129,7 +129,8 @@ def _act(z, irreps, g):
 def _kabsch_candidate(a, b, irreps, proper):
     """The exact optimum for the ``l <= 1`` part (Kabsch, as the groups' ``align``)."""
     keep = [(mul, ir) for mul, ir in irreps if ir.l <= 1]
-    idx = torch.cat([torch.arange(sl.start, sl.stop) for (mul, ir), sl in zip(irreps, irreps.slices()) if ir.l <= 1])
+    idx = torch.cat([torch.arange(sl.start, sl.stop, device=a.device)
+                     for (mul, ir), sl in zip(irreps, irreps.slices()) if ir.l <= 1])
     _, g = kabsch_align(a[:, idx], b[:, idx], parse_irreps(keep), not proper)
     return g.to(a.dtype)
 
@@ -160,14 +161,15 @@ def rotation_search(z1: torch.Tensor, z2: torch.Tensor, irreps, proper: bool, st
     V2 = _vectors(b, irreps)
     F2s = _frame_set(V2, _weights(V2), proper, center=False)  # (P, K, 3, 3)
     cand = F1.transpose(1, 2).unsqueeze(1) @ F2s  # (P, K, 3, 3): R with F1 R ~ F2
-    eye = torch.eye(3, dtype=a.dtype).expand(P, 1, 3, 3)
+    eye = torch.eye(3, dtype=a.dtype, device=a.device).expand(P, 1, 3, 3)
     cand = torch.cat([cand, eye, _kabsch_candidate(a, b, irreps, proper).unsqueeze(1)], dim=1)
     d = (_apply_rotation(b, irreps, cand) - a.unsqueeze(1)).norm(dim=-1)  # (P, K+1)
     best = d.argmin(1)
-    R0 = cand[torch.arange(P), best]
-    # a tiny seeded offset keeps R away from e3nn's Euler-angle singularity at the identity
+    R0 = cand[torch.arange(P, device=a.device), best]
+    # a tiny seeded offset keeps R away from e3nn's Euler-angle singularity at the identity; drawn
+    # on the CPU (the same offsets on every device), then made the leaf on the latents' device
     w0 = 1e-3 * torch.randn(P, 3, generator=torch.Generator().manual_seed(0), dtype=a.dtype)
-    w = w0.clone().requires_grad_(True)
+    w = w0.to(a.device).requires_grad_(True)
     opt = torch.optim.Adam([w], lr=lr)
     dist = d.min(1).values
     with torch.enable_grad():  # the search needs autograd even when the caller is in no_grad mode
@@ -177,7 +179,7 @@ def rotation_search(z1: torch.Tensor, z2: torch.Tensor, irreps, proper: bool, st
             ok = torch.isfinite(cur.detach())
             dist = torch.where(ok, torch.minimum(dist, cur.detach()), dist)
             opt.zero_grad()
-            cur[ok].sum().backward()
+            torch.where(ok, cur, 0.0).sum().backward()  # not cur[ok]: no host sync per step
             assert w.grad is not None
             w.grad.nan_to_num_(0.0, 0.0, 0.0)
             opt.step()

@@ -128,24 +128,27 @@ def test_max_filter_module_is_seeded_and_moves_with_dtype():
     assert a.double()(torch.zeros(1, 2, 4, dtype=torch.float64)).dtype == torch.float64
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("name,group,shape,module", PROJ, ids=IDS)
-def test_cuda_matches_cpu(gen, name, group, shape, module):
+def test_cuda_matches_cpu(gen, name, group, shape, module, cuda_device):
+    """On a GPU, or on the simulated CUDA device without one (tests/conftest.py)."""
     z = torch.randn(32, *shape, generator=gen(0))
     cpu = module(z)
-    gpu = module.to("cuda")(z.cuda())
-    assert torch.allclose(gpu.cpu(), cpu, atol=1e-5)
-    assert invariance_error(module, z.cuda(), group) <= 1e-5
-    module.to("cpu")
+    try:
+        gpu = module.to(cuda_device)(z.cuda())
+        assert gpu.device.type == "cuda"
+        assert torch.allclose(gpu.cpu(), cpu, atol=1e-5)
+        assert invariance_error(module, z.cuda(), group) <= 1e-5
+    finally:
+        module.to("cpu")  # the module is shared with the other tests of this file
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_cuda_dp_assignment_matches_scipy(gen):
+def test_cuda_dp_assignment_matches_scipy(gen, cuda_device):
     from invlatent.quotient import batched_assignment
 
     cost = torch.rand(256, 9, 9, generator=gen(0), dtype=torch.float64)
-    v_gpu, _ = batched_assignment(cost.cuda(), method="dp")
+    v_gpu, p_gpu = batched_assignment(cost.to(cuda_device), method="dp")
     v_ref, _ = batched_assignment(cost, method="scipy")
+    assert v_gpu.device.type == p_gpu.device.type == "cuda"
     assert torch.allclose(v_gpu.cpu(), v_ref, atol=1e-12)
 
 

@@ -25,10 +25,9 @@ def test_output_device_and_dtype_follow_fn():
     assert out.dtype == torch.float64 and out.device.type == "cpu"
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_streams_through_cuda():
+def test_streams_through_cuda(cuda_device):
     z = torch.randn(5000, 9, 1)
-    out = project_in_chunks(invlatent.sort_projection, z, chunk_size=1000, device="cuda")
+    out = project_in_chunks(invlatent.sort_projection, z, chunk_size=1000, device=cuda_device)
     assert out.device.type == "cpu" and torch.equal(out, invlatent.sort_projection(z))
 
 
