@@ -444,6 +444,8 @@ _SPECIAL: dict[Any, Callable] = {
     torch.Tensor.pin_memory: _pin_memory,
     torch.as_tensor: _as_tensor,
     torch._has_compatible_shallow_copy_type: _shallow_copy_type,
+    # Module.to(device=...) parses its arguments with this: the device must reach it unchanged
+    torch._C._nn._parse_to: lambda f, a, k: f(*a, **k),
 }
 
 

@@ -422,11 +422,9 @@ def test_projection_functions(cuda_device):
     on_both(lambda a, k: gram_invariants(a, set_irreps, k), zs, m, device=cuda_device)
 
 
-@pytest.mark.xfail(not torch.cuda.is_available(), strict=True,
-                   reason="simulator: Module.to(device=d), the keyword form, leaves the module on the CPU")
 def test_irreps_functions(cuda_device):
-    """irrep_norms / complete_invariants move their cached e3nn module with ``.to(device=z.device)``:
-    right on CUDA, but the simulated device does not move a module for the keyword form."""
+    """irrep_norms / complete_invariants move their cached e3nn module with ``.to(device=z.device)``
+    (the keyword form of ``Module.to``)."""
     from invlatent import complete_invariants, irrep_norms
     from invlatent.projections import pooled_complete_invariants
 

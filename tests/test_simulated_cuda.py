@@ -122,6 +122,8 @@ def test_modules_move_both_ways_and_keep_state(dev):
     torch.testing.assert_close(lin2.weight.cpu(), ref)
     lin.cpu()
     assert lin.weight.device.type == "cpu" and not is_simulated_cuda(lin.weight)
+    assert torch.nn.Linear(3, 2).to(device=dev).weight.device == dev     # keyword form
+    assert torch.ones(2).to(device=dev).device == dev
 
 
 def test_worker_threads_see_device_tensors(dev):
