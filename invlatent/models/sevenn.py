@@ -14,7 +14,9 @@ set-of-irreps latents the rest of the library reads,
     (\sigma, R)\cdot z_{b,i} = D(R)\, z_{b,\sigma^{-1}(i)} ,
 
 one row of ``d = irreps.dim`` numbers per atom (``128x0e+64x1e+32x2e`` after the first four
-blocks of SevenNet-0, ``128x0e`` after the last).
+blocks of SevenNet-0, ``128x0e`` after the last). :func:`node_features` returns them for every
+molecule; :func:`stream_node_features` projects each batch as it comes and keeps the raw
+features of a subsample only, for data sets whose features do not fit in memory.
 
 ``sevenn`` is optional (``pip install 'invlatent[models]'``); ``import invlatent`` never
 imports it, and each function here imports it only when called.
@@ -38,7 +40,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 
@@ -52,6 +54,8 @@ __all__ = [
     "interaction_layers",
     "layer_irreps",
     "node_features",
+    "StreamedNodeFeatures",
+    "stream_node_features",
 ]
 
 _INSTALL = "invlatent.models.sevenn needs the 'models' extra: pip install 'invlatent[models]'"
@@ -265,10 +269,11 @@ def node_features(model: torch.nn.Module, pos: torch.Tensor, numbers: torch.Tens
     NodeFeatures
         ``z[layer]`` ``(B, n, d)`` float32 (or the concatenated ``transform`` outputs), the
         mask ``(B, n)`` and ``irreps[layer]``.
-    """
-    from ..probes import capture_latents
-    from ..utils import progress
 
+    See also
+    --------
+    stream_node_features : the same features projected batch by batch, never all held.
+    """
     names = interaction_layers(model)
     if layers is None:
         layers = names
@@ -292,16 +297,144 @@ def node_features(model: torch.nn.Module, pos: torch.Tensor, numbers: torch.Tens
         device = next(model.parameters()).device
     irreps = {layer: layer_irreps(model, layer) for layer in layers}
     kept: dict[str, list] = {layer: [] for layer in layers}
-    B = pos.shape[0]
-    starts = range(0, B, batch_size)
-    for s in progress(starts, total=len(starts), desc="SevenNet blocks", unit="batch"):
-        m = mask[s:s + batch_size]
-        data = sevenn_batch(pos[s:s + batch_size].to(device), numbers[s:s + batch_size].to(device),
-                            m.to(device), cutoff=cutoff)
-        out = capture_latents(model, layers, data, select="x", stop=True)
+    for rows, m, zs in _feature_batches(model, pos, numbers, mask, layers, batch_size, cutoff, device):
+        m = m.cpu()
         for layer in layers:
-            x = out[layer].float().cpu()
-            z = x.new_zeros(m.shape + (x.shape[-1],))
-            z[m] = x
+            z = zs[layer].cpu()
             kept[layer].append(z if transform is None else transform(layer, z, m))
     return NodeFeatures(z={k: torch.cat(v) for k, v in kept.items()}, mask=mask.cpu(), irreps=irreps)
+
+
+def _feature_batches(model, pos, numbers, mask, layers, batch_size, cutoff, device, desc="SevenNet blocks"):
+    """Yield ``(rows, mask, {layer: z})`` per batch of molecules: ``rows`` a slice of the
+    molecules, ``mask`` ``(b, n)`` and the dense float32 ``z`` ``(b, n, d)`` (zero in padding)
+    on ``device``, where the model ran. Nothing is kept between batches."""
+    from ..probes import capture_latents
+    from ..utils import progress
+
+    B = pos.shape[0]
+    starts = range(0, B, batch_size)
+    for s in progress(starts, total=len(starts), desc=desc, unit="batch"):
+        rows = slice(s, min(s + batch_size, B))
+        m = mask[rows].to(device)
+        data = sevenn_batch(pos[rows].to(device), numbers[rows].to(device), m, cutoff=cutoff)
+        out = capture_latents(model, layers, data, select="x", stop=True)
+        zs = {}
+        for layer in layers:
+            x = out[layer].float()
+            z = x.new_zeros(m.shape + (x.shape[-1],))
+            z[m] = x
+            zs[layer] = z
+        del out, data
+        yield rows, m, zs
+
+
+@dataclass
+class StreamedNodeFeatures:
+    """What :func:`stream_node_features` keeps: ``views[name]`` ``(B, *shape)`` for every
+    molecule, the raw features ``z`` ``(keep, n, d)`` float32 of the first ``keep`` molecules,
+    the ``mask`` ``(B, n)`` of all of them and the layer's ``irreps``; all on the CPU."""
+
+    views: dict[str, torch.Tensor]
+    z: torch.Tensor
+    mask: torch.Tensor
+    irreps: object
+
+
+def stream_node_features(model: torch.nn.Module, pos: torch.Tensor, numbers: torch.Tensor,
+                         mask: torch.Tensor | None = None, *, layer: str,
+                         views: Mapping[str, Callable] | None = None, keep: int = 0,
+                         batch_size: int = 256, cutoff: float | None = None, dtype: torch.dtype | None = None,
+                         device=None) -> StreamedNodeFeatures:
+    r"""One block's node features of many molecules, projected batch by batch, never all held.
+
+    The features of a whole data set can exceed host memory: ``(B, n, 480)`` float32 is 7.3 GB
+    for all 130,831 QM9 molecules (``n = 29``), before any copy. This function runs the model
+    ``batch_size`` molecules at a time exactly as :func:`node_features` does (same
+    features), and hands each batch, on the model's device, to the functions in ``views``
+    (:func:`invlatent.projections.project_stream`): only their outputs are kept for every
+    molecule, the raw features only for molecules ``0 .. keep-1``. Host memory is
+    ``keep * n * d`` float32 numbers, the views' outputs and one batch, whatever ``B``.
+
+    Parameters
+    ----------
+    model : SevenNet model (:func:`load_sevenn`)
+    pos : Tensor, shape ``(B, n, 3)``
+        Coordinates (Å).
+    numbers : LongTensor, shape ``(B, n)``
+        Atomic numbers.
+    mask : BoolTensor, shape ``(B, n)``, optional
+        Real atoms (all by default).
+    layer : str
+        One name from :func:`interaction_layers`.
+    views : mapping of str to callable, optional
+        ``views[name](z, mask, rows) -> Tensor (b, *shape)``: ``z`` ``(b, n, d)`` a batch's
+        features (in ``dtype``, zero in padding) and ``mask`` ``(b, n)``, both on the model's
+        device; ``rows`` the batch's ``slice`` of the ``B`` molecules (to index per-molecule
+        data such as random poses drawn for all of them).
+    keep : int
+        Raw features kept: molecules ``0 .. keep-1`` (shuffle the molecules first, and they
+        are a random sample).
+    batch_size : int
+        Molecules per forward pass.
+    cutoff : float, optional
+        Neighbour radius (Å); the model's own by default.
+    dtype : torch.dtype, optional
+        What the views see (float32, the model's, by default; float64 for sums over atoms
+        checked to round-off).
+    device : optional
+        Where the model runs (the model's device by default).
+
+    Returns
+    -------
+    StreamedNodeFeatures
+        ``views`` ``{name: (B, *shape)}``, ``z`` ``(keep, n, d)`` float32, ``mask`` ``(B, n)``,
+        ``irreps``; on the CPU.
+
+    Raises
+    ------
+    TypeError, ValueError
+        Bad inputs, naming the argument (``layer`` not a block name, ``keep`` outside
+        ``0 .. B``, ``views`` not callables, a view output without one row per molecule).
+
+    Example
+    -------
+    >>> import torch
+    >>> from invlatent.projections import pooled_scalars
+    >>> model = load_sevenn("7net-0")                                      # doctest: +SKIP
+    >>> pos = torch.tensor([[[0.0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]]]).repeat(5, 1, 1)
+    >>> numbers = torch.tensor([[8, 1, 1]]).repeat(5, 1)
+    >>> layer = "3_equivariant_gate"
+    >>> out = stream_node_features(                                         # doctest: +SKIP
+    ...     model, pos, numbers, layer=layer, keep=2, batch_size=2,
+    ...     views={"0e": lambda z, m, rows: pooled_scalars(z, "128x0e+64x1e+32x2e", m)})
+    >>> out.views["0e"].shape, out.z.shape                                 # doctest: +SKIP
+    (torch.Size([5, 128]), torch.Size([2, 3, 480]))
+    """
+    from ..projections import project_stream
+
+    names = interaction_layers(model)
+    if not isinstance(layer, str) or layer not in names:
+        raise ValueError(f"layer must be one name from interaction_layers(model) = {names}, got {describe(layer)}")
+    check_tensor(pos, "pos", ndim=3, shape=(None, None, 3), expected="(B, n, 3)")
+    if not isinstance(numbers, torch.Tensor) or numbers.dtype != torch.long:
+        raise TypeError(f"numbers must be a LongTensor of shape (B, n), got {describe(numbers)}")
+    if numbers.shape != pos.shape[:2]:
+        raise ValueError(f"numbers must have shape (B, n) = {tuple(pos.shape[:2])}, got {tuple(numbers.shape)}")
+    if mask is None:
+        mask = torch.ones(pos.shape[:2], dtype=torch.bool, device=pos.device)
+    check_mask(mask, pos, z_name="pos")
+    check_positive_int(batch_size, "batch_size")
+    B = pos.shape[0]
+    if isinstance(keep, bool) or not isinstance(keep, int) or not 0 <= keep <= B:
+        raise ValueError(f"keep must be an int with 0 <= keep <= B = {B} molecules, got {describe(keep)}")
+    views = {} if views is None else views
+    if cutoff is None:
+        cutoff = float(getattr(model, "cutoff", 5.0))
+    if device is None:
+        device = next(model.parameters()).device
+    batches = ((rows, zs[layer], m)
+               for rows, m, zs in _feature_batches(model, pos, numbers, mask, [layer], batch_size, cutoff,
+                                                   device, desc=f"SevenNet {layer}"))
+    out = project_stream(batches, views, n=B, keep=keep, dtype=dtype, out_device="cpu")
+    return StreamedNodeFeatures(views=out.views, z=out.z, mask=mask.cpu(), irreps=layer_irreps(model, layer))

@@ -19,7 +19,8 @@ projection                         group                                        
 =================================  ===========================================  =======================
 
 One private file per idea (``_sort.py``, ``_maxfilter.py``, ``_frames.py``, ...), re-exported here;
-:func:`project_in_chunks` streams any of them over data larger than device memory.
+:func:`project_in_chunks` streams any of them over data larger than device memory;
+:func:`project_stream` projects latents batch by batch as a model produces them, never holding them all.
 """
 
 from . import _align, _irrep_invariants, _maxfilter, _reynolds, _sort, _spectral
@@ -33,7 +34,7 @@ from ._relative import GramMDSProjection, RelativeProjection, gram_mds, gram_mds
 from ._reynolds import ReynoldsProjection, reynolds_projection
 from ._sort import LexSortProjection, SortProjection, lexsort_projection, sort_projection
 from ._spectral import Bispectrum, PowerSpectrum, bispectrum, power_spectrum
-from ._streaming import Chunked, project_in_chunks
+from ._streaming import Chunked, StreamedProjections, project_in_chunks, project_stream
 
 __all__ = [
     "sort_projection",
@@ -71,6 +72,8 @@ __all__ = [
     "gram_mds_projection",
     "GramMDSProjection",
     "project_in_chunks",
+    "project_stream",
+    "StreamedProjections",
     "Chunked",
 ]
 
