@@ -44,6 +44,7 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
+from .._extras import needs
 from .._validation import check_mask, check_positive_int, check_tensor, describe
 
 __all__ = [
@@ -122,6 +123,7 @@ def load_sevenn(name: str | os.PathLike = "7net-0", device: str | torch.device =
     return model.to(device).eval()
 
 
+@needs("models", "torch_geometric", what="sevenn_batch")
 def sevenn_batch(pos: torch.Tensor, numbers: torch.Tensor, mask: torch.Tensor | None = None, *,
                  cutoff: float = 5.0):
     r"""SevenNet's input for a batch of padded molecules: one PyG ``Data``, no periodic cell.
@@ -148,6 +150,11 @@ def sevenn_batch(pos: torch.Tensor, numbers: torch.Tensor, mask: torch.Tensor | 
     torch_geometric.data.Data
         ``x`` and ``atomic_numbers (N,)``, ``pos (N, 3)``, ``edge_index (2, E)``,
         ``edge_vec (E, 3)``, ``batch (N,)``, ``num_graphs = B``, with ``N = mask.sum()``.
+
+    Raises
+    ------
+    ImportError
+        One line naming the ``models`` extra when PyTorch Geometric is missing.
 
     Example
     -------
