@@ -101,11 +101,12 @@ SEVENN_STREAM_BYTES = 8.9e6      # forward + views per molecule of a batch: grow
 #                                  RSS from 64 to 256 molecules (766 -> 2478 MB)
 STREAM_ROW_BYTES = 600           # counted: per molecule, atomic numbers and the drawn atom order
 #                                  (29 int64 each), rotation (9 float64), mask, 4 float64 errors
-OWN_KEPT_BYTES = 1.19e6          # chapter 7 after the stream, per kept molecule: the float32
+OWN_KEPT_BYTES = 0.98e6          # chapter 7 after the stream, per kept molecule: the float32
 #                                  features, their float64 copy, the random-pose copy and the
-#                                  probes' posed copies of two seeds with their views; growth
-#                                  of the peak RSS of that code from 500 to 1,500 molecules
-#                                  (656 -> 1842 MB; 1 float32 copy is 55.7 kB)
+#                                  probes' posed copy of one seed with its views (the last
+#                                  seed's are freed first); growth of the peak RSS of that code
+#                                  from 500 to 1,500 molecules (549 -> 1530 MB; one float32 copy
+#                                  is 55.7 kB)
 OWN_VIEW_DIMS = {"raw": 29 * 480, "pooled 0e": 128, "pooled norms": 224,  # measured: output
                  "pooled complete inv.": 10_864, "cross-atom Gram": 261}   # widths of the views
 AMBIGUITY_S = 2.1e-3             # ambiguity_index(Z, Product(Permutation(), SO3)), per molecule
