@@ -1,8 +1,9 @@
 r"""A permutation-equivariant graph VAE with one latent vector per node.
 
-Encoder, decoder and loss follow the lineage of the authors' public code (the PEGVAE of
-their later graph-counterfactual work, see the book's molecules chapter; the exact sizes of
-the ICML 2024 model are not known and are this package's choice): Maron et al. (2019)
+Encoder, decoder and loss follow the lineage of the authors' later public code (the PEGVAE of
+their graph-counterfactual work, Hansen et al., NLDL 2025,
+``abildtrup/latent-graph-counterfactuals``), not the ICML 2024 paper, whose architecture and
+sizes are not known here (the sizes are this package's choice): Maron et al. (2019)
 linear equivariant layers (:mod:`invlatent.models.maron`) with 1×1 convolutions,
 instance norm and LeakyReLU.
 
@@ -13,7 +14,7 @@ instance norm and LeakyReLU.
 * **Decoder** :math:`p(G \mid z)`, by default (``decoder="sort-autoregressive"``) one node
   and its bonds at a time in the order of the sorted codes
   (:class:`~invlatent.models._autoregressive_decoder.AutoregressiveSortDecoder`); sorting
-  makes it equivariant. The paper's lineage, ``decoder="maron"``: node blocks (1→1) on all
+  makes it equivariant. The public code's lineage, ``decoder="maron"``: node blocks (1→1) on all
   slots give node features
   :math:`h_i`; the pair features start from the **outer product of node codes**
   :math:`u_i \odot u_j` (:math:`u = W h`), a 1→2 lift of :math:`h`, and a small MLP of the
@@ -25,9 +26,9 @@ instance norm and LeakyReLU.
 
 .. math::
 
-   \mathcal L = \underbrace{\textstyle\sum_i \mathrm{BCE}(e_i, m_i)
-   + \sum_{i: m_i} \mathrm{CE}(a_i) + \sum_{i<j: m_i m_j} \mathrm{CE}(b_{ij})}_{-\log p(G\mid z)}
-   + \beta(t)\, \mathrm{KL}\big(q(z\mid G)\,\|\,\mathcal N(0, I)\big).
+   \mathcal L = {} & \underbrace{\textstyle\sum_i \mathrm{BCE}(e_i, m_i)
+   + \sum_{i: m_i} \mathrm{CE}(a_i) + \sum_{i<j: m_i m_j} \mathrm{CE}(b_{ij})}_{-\log p(G\mid z)} \\
+   & + \beta(t)\, \mathrm{KL}\big(q(z\mid G)\,\|\,\mathcal N(0, I)\big).
 
 Both maps are equivariant: :math:`\mathrm{enc}(\sigma \cdot G) = \sigma \cdot \mathrm{enc}(G)`
 and :math:`\mathrm{dec}(\sigma \cdot z) = \sigma \cdot \mathrm{dec}(z)` for every node
@@ -103,7 +104,8 @@ class GraphVAE(nn.Module):
     Parameters
     ----------
     latent_channels : int
-        :math:`c`, latent channels per node (1 = one scalar per node, the paper's choice).
+        :math:`c`, latent channels per node (1 = one scalar per node, the choice of the
+        authors' later public code, Hansen et al., NLDL 2025; the ICML paper's is not known).
     hidden : int
         Width of every hidden layer.
     depth : int
