@@ -93,3 +93,64 @@ def test_wide_tables_outputs_and_folded_code_fail(tmp_path):
     assert not any("narrow" in f or "short output" in f for f in found), found
     # the wide table is reported once, not again as the output that holds it
     assert sum("column0" in f for f in found) == 1, found
+
+
+@needs_browser
+def test_wide_math_fails_and_narrow_math_passes(tmp_path):
+    """A display equation wider than the column is reported once (the typeset equation, not
+    again the math block that holds it); a narrow one passes."""
+    wide = "<span style='display:inline-block;white-space:nowrap'>" + "x + " * 200 + "</span>"
+    page = _page(tmp_path, "math.html",
+                 "<div style='width:600px'>"
+                 "<div class='math' style='overflow-x:auto'><mjx-container display='true' "
+                 "style='display:block'>narrow = 1</mjx-container></div>"
+                 "<div class='math' style='overflow-x:auto'><mjx-container display='true' "
+                 f"style='display:block'>{wide}</mjx-container></div>"
+                 "<p>inline <mjx-container>y</mjx-container> math</p>"
+                 "</div>")
+    found = check_browser.problems(check_browser.inspect(BROWSER, page), expect_math=True)
+    assert [f for f in found if f.startswith("math scrolls sideways")] == found, found
+    assert len(found) == 1 and "x + x + x" in found[0], found
+
+
+def test_warnings_in_cell_outputs_are_found():
+    """Every line of a cell output that holds a Python warning, and nothing else: not the
+    prose, not a progress line on stderr, not a word such as 'warnings'."""
+    html = (
+        "<p>Prose may say UserWarning: freely.</p>"
+        "<div class='cell docutils container'><div class='cell_output docutils container'>"
+        "<div class='output stderr highlight-myst-ansi notranslate'><div class='highlight'><pre>"
+        "/x/tqdm/auto.py:21: TqdmWarning: IProgress not found. Please update jupyter and ipywidgets."
+        "\n  from .autonotebook import tqdm</pre></div></div>"
+        "<div class='output stream highlight-myst-ansi notranslate'><pre>loss 1.2, no warnings</pre>"
+        "</div></div></div>"
+        "<div class='cell_output docutils container'><div class='output stderr'><pre>"
+        "GraphVAE: 100%|##########| 12/12 [00:01&lt;00:00]</pre></div>"
+        "<div class='output stderr'><pre>sklearn.exceptions.ConvergenceWarning: lbfgs failed"
+        "</pre></div></div>"
+        "<div class='cell_output'><pre>Warning: something printed</pre></div>"
+    )
+    found = check_browser.output_warnings(html)
+    assert len(found) == 3, found
+    assert found[0].startswith("/x/tqdm/auto.py:21: TqdmWarning: IProgress not found")
+    assert found[1].startswith("sklearn.exceptions.ConvergenceWarning: lbfgs failed")
+    assert found[2] == "Warning: something printed"
+    assert check_browser.output_warnings(html.replace("Warning:", "Note:")) == []
+
+
+def test_main_fails_on_a_warning_in_the_built_book(tmp_path, monkeypatch, capsys):
+    """The whole check fails when a built page prints a warning, with or without Chromium."""
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\n")
+    (tmp_path / "intro.md").write_text("# Intro\n")
+    html = tmp_path / "html"
+    html.mkdir()
+    page = html / "intro.html"
+    page.write_text("<!DOCTYPE html><html><body><h1>Intro</h1><div class='cell_output'>"
+                    "<pre>x.py:1: UserWarning: careful</pre></div></body></html>")
+    for browser in ([None] if BROWSER is None else [None, BROWSER]):
+        monkeypatch.setattr(check_browser, "find_browser", lambda: browser)
+        assert check_browser.main([str(html), "--root", str(tmp_path)]) == 1
+        assert "warning in a cell output: x.py:1: UserWarning: careful" in capsys.readouterr().out
+    page.write_text(page.read_text().replace("UserWarning", "User note"))
+    monkeypatch.setattr(check_browser, "find_browser", lambda: None)
+    assert check_browser.main([str(html), "--root", str(tmp_path)]) == 0

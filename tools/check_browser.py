@@ -20,21 +20,28 @@ the page and MathJax to finish, and asserts that
   no ``<table>`` and no cell output is wider than its box (``scrollWidth > clientWidth``) or
   than its parent's box. Folded cells (``hide-input``) are unfolded first, so their content is
   measured too. ``_static/invlatent.css`` and ``tools/check_code_width.py`` make 88 characters
-  of code fit.
+  of code fit. Display math is measured the same way: no typeset equation
+  (``mjx-container[display=true]``) and no math block (``div.math``) scrolls sideways or is
+  wider than its parent's box (split a long equation with ``aligned``);
+* no cell output holds a Python warning (a line such as ``TqdmWarning: IProgress not found``
+  or ``.../x.py:3: UserWarning: ...``): a warning printed at build time is noise in the reader's
+  page. This part reads the HTML files themselves, so it runs without Chromium too.
 
 No Python driver is needed: a copy of each page with a small script appended is opened with
 ``chromium --headless --dump-dom --virtual-time-budget``; the script writes its findings into
 the DOM, which Chromium prints. The copy lies next to the page (so relative links resolve) and
 is deleted afterwards.
 
-Exit status: 0 all pages pass, 1 a page fails, 0 with a ``SKIP`` line when no Chromium is
-installed (``make browser`` installs Debian's ``chromium`` first when it runs as root).
+Exit status: 0 all pages pass, 1 a page fails; without Chromium a ``SKIP`` line for what needs
+the browser and exit status 1 only if a page's outputs hold a warning (``make browser`` installs
+Debian's ``chromium`` first when it runs as root).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from html.parser import HTMLParser
 import re
 import shutil
 import subprocess
@@ -76,6 +83,14 @@ PROBE = r"""
     function snippet(el) {
       return (el.textContent || "").trim().split("\n")[0].slice(0, 60);
     }
+    function texOf(el) {
+      // the TeX source of a typeset equation (its rendered text is drawn by CSS, not text)
+      try {
+        var items = window.MathJax.startup.document.getMathItemsWithin(el);
+        if (items && items.length) return String(items[0].math).replace(/\s+/g, " ").trim();
+      } catch (e) {}
+      return (el.textContent || "").replace(/\s+/g, " ").trim();
+    }
     var wide = [], flagged = [];
     function check(selector, kind) {
       Array.prototype.slice.call(document.querySelectorAll(selector)).forEach(function (el) {
@@ -83,12 +98,20 @@ PROBE = r"""
         if (flagged.some(function (f) { return el.contains(f); })) return;  // inner one reported
         if (!overflows(el)) return;
         flagged.push(el);
-        wide.push({kind: el.closest("div.cell_input") ? "code" : kind, text: snippet(el)});
+        var text = kind === "math" ? texOf(el).slice(0, 80) : snippet(el);
+        var parent = el.parentElement;
+        var by = Math.max(el.scrollWidth - el.clientWidth,
+                          parent ? el.offsetWidth - parent.clientWidth : 0);
+        wide.push({kind: el.closest("div.cell_input") ? "code" : kind, text: text, by: by});
       });
     }
     check("pre", "pre");
     check("table", "table");
     check("div.cell_output, div.cell_output > *, div.cell_output .output", "output");
+    // display math: the typeset equation first, then the block that holds it (inline math
+    // wraps with its line, and an inline box has no clientWidth to compare)
+    check("mjx-container[display='true']", "math");
+    check("div.math", "math");
     var out = {
       wide: wide,
       math: document.querySelectorAll("mjx-container").length,
@@ -188,11 +211,62 @@ def problems(report: dict, expect_math: bool) -> list[str]:
     for src in report["broken_images"]:
         out.append(f"image not loaded (naturalWidth 0): {src[:80]}")
     names = {"code": "code cell", "pre": "preformatted text", "table": "table",
-             "output": "cell output"}
+             "output": "cell output", "math": "math"}
     for item in report.get("wide", []):
+        by = f" ({item['by']} px too wide)" if item.get("by") else ""
         out.append(f"{names.get(item['kind'], item['kind'])} scrolls sideways at 1280 px: "
-                   f"{item['text']}")
+                   f"{item['text']}{by}")
     return out
+
+
+#: A Python warning as ``warnings`` prints it (``file.py:3: UserWarning: text``) or as a library
+#: words it (``TqdmWarning: IProgress not found``, ``Warning: ...``).
+WARNING_LINE = re.compile(r"(?<!\w)[A-Za-z_]*Warning:\s")
+
+
+class _CellOutputs(HTMLParser):
+    """The text of every ``div.cell_output`` of a built page (myst-nb's wrapper of a cell's
+    outputs: streams, stderr, text and HTML results)."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.outputs: list[str] = []
+        self._depth = 0  # open divs inside the current cell output (0: outside one)
+        self._text: list[str] = []
+
+    _BLOCKS = {"div", "pre", "p", "br", "tr", "li", "table"}  # each starts a new line of text
+
+    def handle_starttag(self, tag, attrs):
+        if self._depth and tag in self._BLOCKS:
+            self._text.append("\n")
+        if tag != "div":
+            return
+        if self._depth:
+            self._depth += 1
+        elif "cell_output" in (dict(attrs).get("class") or "").split():
+            self._depth, self._text = 1, []
+
+    def handle_endtag(self, tag):
+        if self._depth and tag in self._BLOCKS:
+            self._text.append("\n")
+        if tag == "div" and self._depth:
+            self._depth -= 1
+            if not self._depth:
+                self.outputs.append("".join(self._text))
+
+    def handle_data(self, data):
+        if self._depth:
+            self._text.append(data)
+
+
+def output_warnings(html: str) -> list[str]:
+    """The lines of a built page's cell outputs that hold a Python warning (see
+    :data:`WARNING_LINE`), each shortened to 100 characters."""
+    parser = _CellOutputs()
+    parser.feed(html)
+    parser.close()
+    return [line.strip()[:100] for text in parser.outputs for line in text.splitlines()
+            if WARNING_LINE.search(line)]
 
 
 def toc_pages(html_dir: Path, root: Path = ROOT) -> list[tuple[Path, Path]]:
@@ -220,7 +294,7 @@ def main(argv: list[str]) -> int:
         root, argv = Path(argv[k + 1]), argv[:k] + argv[k + 2:]
     html_dir = Path(argv[0]) if argv else DEFAULT_HTML
     browser = find_browser()
-    if browser is None:
+    if browser is None and not html_dir.is_dir():
         print("check_browser: SKIP: no Chromium found (tried "
               + ", ".join(BROWSERS) + "); on Debian: apt-get install chromium")
         return 0
@@ -234,6 +308,20 @@ def main(argv: list[str]) -> int:
         print("check_browser: pages missing from the build: " + ", ".join(missing),
               file=sys.stderr)
         return 1
+    warned = {page: [f"warning in a cell output: {line}"
+                     for line in output_warnings(page.read_text(encoding="utf-8"))]
+              for _, page in pages}
+    if browser is None:
+        for page, found in warned.items():
+            if found:
+                print(f"FAIL {page.relative_to(html_dir)}:")
+                for p in found:
+                    print(f"     - {p}")
+        n_warned = sum(map(bool, warned.values()))
+        print("check_browser: SKIP: no Chromium found (tried " + ", ".join(BROWSERS)
+              + "); on Debian: apt-get install chromium; checked only the cell outputs: "
+              + f"{n_warned} of {len(pages)} page(s) print a warning")
+        return 1 if n_warned else 0
     failed = 0
     for src, page in pages:
         rel = page.relative_to(html_dir)
@@ -243,7 +331,7 @@ def main(argv: list[str]) -> int:
             print(f"FAIL {rel}: {err}")
             failed += 1
             continue
-        found = problems(report, has_math(src.read_text(encoding="utf-8")))
+        found = warned[page] + problems(report, has_math(src.read_text(encoding="utf-8")))
         status = "FAIL" if found else "ok  "
         print(f"{status} {rel}: {report['math']} math elements, {report['images']} images")
         for p in found:
@@ -253,7 +341,7 @@ def main(argv: list[str]) -> int:
         print(f"check_browser: {failed} of {len(pages)} page(s) failed", file=sys.stderr)
         return 1
     print(f"check_browser: {len(pages)} page(s) render their math and every image in "
-          f"{Path(browser).name}, offline")
+          f"{Path(browser).name}, offline; nothing scrolls sideways; no cell output warns")
     return 0
 
 
