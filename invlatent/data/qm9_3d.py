@@ -16,8 +16,8 @@ given in another orientation):
 
 .. math::
 
-    \mu = \sum_i q_i\, r_i \quad (l=1,\ \text{odd}, ``1o``), \qquad
-    Q = \sum_i q_i \left(3\, r_i r_i^\top - \lVert r_i\rVert^2 I\right)
+    & \mu = \sum_i q_i\, r_i \quad (l=1,\ \text{odd}, ``1o``), \\
+    & Q = \sum_i q_i \left(3\, r_i r_i^\top - \lVert r_i\rVert^2 I\right)
     \quad (l=2,\ \text{even}, ``2e``).
 
 In e3nn's basis (:func:`equivariant_targets`), :math:`\mu` is the ``1o`` vector (e3nn 0.6

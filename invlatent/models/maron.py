@@ -11,16 +11,18 @@ The bases are built from the pooled terms
 
 .. math::
 
-   d_i = A_{ii},\quad r_i = \tfrac1n \textstyle\sum_j A_{ij},\quad c_j = \tfrac1n \sum_i A_{ij},
-   \quad t = \tfrac1n \sum_i A_{ii},\quad s = \tfrac1{n^2} \sum_{ij} A_{ij},
+   & d_i = A_{ii},\quad r_i = \tfrac1n \textstyle\sum_j A_{ij},\quad c_j = \tfrac1n \sum_i A_{ij},
+   \\ & t = \tfrac1n \sum_i A_{ii},\quad s = \tfrac1{n^2} \sum_{ij} A_{ij},
 
 (means instead of Maron et al.'s sums, so that scales do not grow with :math:`n`), and the
 2→2 layer is
 
 .. math::
 
-   B_{ij} = W_1 A_{ij} + W_2 A_{ji} + \delta_{ij}\,\big(W_3 d_i + W_6 r_i + W_7 c_i + W_{12} t + W_{14} s\big)
-   + \big(W_4 d_i + W_8 r_i + W_{10} c_i + W_{13} t + W_{15} s + b\big) + \big(W_5 d_j + W_9 r_j + W_{11} c_j\big).
+   B_{ij} = {} & W_1 A_{ij} + W_2 A_{ji}
+   + \delta_{ij}\,\big(W_3 d_i + W_6 r_i + W_7 c_i + W_{12} t + W_{14} s\big) \\
+   & + \big(W_4 d_i + W_8 r_i + W_{10} c_i + W_{13} t + W_{15} s + b\big) \\
+   & + \big(W_5 d_j + W_9 r_j + W_{11} c_j\big).
 
 **Efficiency.** The weights are applied to the pooled terms (tensors of size
 :math:`B \times n \times C` or :math:`B \times C`) *before* they are broadcast to

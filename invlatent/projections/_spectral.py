@@ -61,8 +61,8 @@ def bispectrum(z: torch.Tensor, full: bool = False) -> torch.Tensor:
 
     .. math::
 
-        B_{bb}(0, k) = F_b(0)\,|F_b(k)|^2, \qquad
-        B_{0b}(1, k) = F_0(1)\,F_b(k)\,\overline{F_b(k+1)}, \qquad k = 0..N-1,
+        & B_{bb}(0, k) = F_b(0)\,|F_b(k)|^2, \\
+        & B_{0b}(1, k) = F_0(1)\,F_b(k)\,\overline{F_b(k+1)}, \qquad k = 0..N-1,
 
     a reduced set that is complete for generic signals *jointly over channels* (the phases of
     channel :math:`b` are fixed relative to the first harmonic of channel 0, so channels cannot
