@@ -514,8 +514,8 @@ def quotient_knn(Z: torch.Tensor, k: int, group, mask: torch.Tensor | None = Non
 
     .. math::
 
-        \operatorname{kNN}(i) = \text{the } k \text{ indices } j\ne i \text{ with the smallest }
-        d([Z_i], [Z_j]) = \min_{g\in G}\lVert Z_i - \rho(g) Z_j\rVert ,
+        & \operatorname{kNN}(i) = \text{the } k \text{ indices } j\ne i \text{ with the smallest} \\
+        & d([Z_i], [Z_j]) = \min_{g\in G}\lVert Z_i - \rho(g) Z_j\rVert ,
 
     ties broken by the smaller index: the same lists as sorting the rows of
     :func:`~invlatent.pairwise_quotient_distance`. For :class:`~invlatent.groups.Permutation`
