@@ -198,14 +198,104 @@ def run_codes(c: int, cache: Path, N: int | None) -> None:
     save(f"codes_c{c}_{N}", out)
 
 
+REAL_SETS = ("qm9_c1", "qm9_c2", "qm9_c4", "million")
+
+
+def real_set(name: str):
+    """``(Z, mask, data)`` of a real set (``data``: the million set's arrays, else ``None``)."""
+    import knn_real
+
+    if name == "million":
+        data = knn_real.million()
+        return torch.from_numpy(data["Z"]), torch.from_numpy(data["mask"]), data
+    Z, mask = knn_real.qm9_codes(int(name[-1]))
+    return torch.from_numpy(Z), torch.from_numpy(mask), None
+
+
+def real_truth(name: str, Z: torch.Tensor, data, queries: np.ndarray) -> np.ndarray:
+    """True squared 10-th distances of the sampled queries, by the independent brute force."""
+    import knn_real
+
+    if name == "million":
+        return knn_real.million_truth(data, queries, K)
+    return knn_real.reference(name, Z.numpy(), queries, K)["d"][:, -1]
+
+
+def run_real(name: str, index: str, queries: int, opts: dict) -> None:
+    """Approximate (or flat) 10-NN of every latent of a real set with :class:`QuotientIndex` (build +
+    search of all N), its recall estimate, and the recall measured on ``queries`` sampled queries
+    against the independent brute force of ``benchmarks/knn_real.py``."""
+    import knn_real
+    from invlatent.quotient import QuotientIndex
+
+    Z, mask, data = real_set(name)
+    N = len(Z)
+    st = {}
+
+    def go():
+        ix = QuotientIndex(index, **opts)
+        t0 = time.perf_counter()
+        ix.add(Z, mask=mask)
+        build = time.perf_counter() - t0
+        return ix, build, ix.search(Z, K, mask=mask, exclude=torch.arange(N), stats=st, workers=WORKERS)
+
+    (ix, build, (d, i)), rec = measure(go)
+    q = knn_real.sample_queries(N, queries)
+    t0 = time.perf_counter()
+    edge = real_truth(name, Z, data, q)
+    per = knn_real.recall_at_k(Z.numpy(), q, i[q].numpy(), np.repeat(edge[:, None], K, 1))
+    rec.update(set=name, N=N, k=K, index=index, options=ix.options, build_s=build, stats=st,
+               recall_at_10=float(per.mean()), recall_queries=len(q), recall_check_s=time.perf_counter() - t0,
+               recall_estimate=st.get("recall_estimate"),
+               recall_reference="independent brute force (knn_real.brute_knn) on sampled queries")
+    if data is not None:  # orbit-mates first, at distance 0
+        mates = data["molecule"][i[:, :7].numpy()] == data["molecule"][:, None]
+        rec["orbit_mates_first_share"] = float(mates.all(1).mean())
+        rec["orbit_mates_max_distance"] = float(d[:, :7][torch.from_numpy(mates)].max())
+    save(f"real_{name}_{index}", rec)
+
+
+def run_embeddings(name: str, queries: int) -> None:
+    """How well each embedding orders the true neighbours: for ``queries`` sampled queries of a
+    real set, the share of the exact 10 nearest (independent brute force) among the ``k'`` nearest
+    by the embedding's own Euclidean distance (exact, all N), for the per-channel sort and the
+    sliced sort embedding with 8, 16, 32 and 64 directions."""
+    from invlatent.quotient._index import _directions, _embed64
+
+    import knn_real
+
+    Z, _, _ = real_set(name)
+    N, n, c = Z.shape
+    q = knn_real.sample_queries(N, 1000)[:queries]
+    truth = knn_real.reference(name, Z.numpy(), knn_real.sample_queries(N, 1000))["i"][:queries]
+    out = {}
+    for m in (c, 8, 16, 32, 64):
+        if m < c:
+            continue
+        t0 = time.perf_counter()
+        E = torch.cat([_embed64(Z[s:s + 65536], _directions(c, m, 0)) for s in range(0, N, 65536)]).float()
+        D = torch.cdist(E[torch.from_numpy(q)], E).square_()
+        D[torch.arange(len(q)), torch.from_numpy(q)] = float("inf")
+        row = {}
+        for kp in (10, 20, 40, 80, 160):
+            top = torch.topk(D, kp, dim=1, largest=False).indices.numpy()
+            row[str(kp)] = float(np.mean([len(set(a) & set(b)) / K for a, b in zip(truth, top)]))
+        out["sort (axes)" if m == c else f"sliced, {m} directions"] = {
+            "directions": m, "dims": n * m, "share_of_true_10_in_top": row, "seconds": time.perf_counter() - t0}
+    save(f"embeddings_{name}", {"set": name, "N": N, "queries": len(q), "loadavg_before": list(os.getloadavg()),
+                                "embeddings": out})
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["exact", "random", "approx", "recall", "codes"])
-    ap.add_argument("size", type=int, help="N (exact, random, approx) or channels c (codes)")
+    ap.add_argument("what", choices=["exact", "random", "approx", "recall", "codes", "real", "embeddings"])
+    ap.add_argument("--set", default="qm9_c4", choices=REAL_SETS, help="real: which set")
+    ap.add_argument("--target-recall", type=float, default=None, help="real: QuotientIndex(target_recall=)")
+    ap.add_argument("size", type=int, nargs="?", default=0, help="N (exact, random, approx) or channels c (codes)")
     ap.add_argument("--n", type=int, default=None, help="codes: first N molecules only")
     ap.add_argument("--index", default="hnsw", choices=["flat", "ivf", "hnsw"])
     ap.add_argument("--k-factor", type=int, default=4)
-    ap.add_argument("--queries", type=int, default=2000)
+    ap.add_argument("--queries", type=int, default=None, help="sampled queries (approx: 2000, real: 1000)")
     ap.add_argument("--efSearch", type=int, default=128)
     ap.add_argument("--nprobe", type=int, default=16)
     ap.add_argument("--memory-budget", type=int, default=1 << 30)
@@ -224,7 +314,17 @@ def main(argv=None) -> int:
     elif args.what == "approx":
         opts = ({"efSearch": args.efSearch, "M": args.M, "efConstruction": args.efConstruction} if args.index == "hnsw"
                 else ({"nprobe": args.nprobe} if args.index == "ivf" else {}))
-        run_approx(args.size, cache, args.index, args.k_factor, args.queries, opts)
+        run_approx(args.size, cache, args.index, args.k_factor, args.queries or 2000, opts)
+    elif args.what == "real":
+        opts = {} if args.target_recall is None else {"target_recall": args.target_recall}
+        for key in ("efSearch", "M", "efConstruction", "nprobe"):
+            if getattr(args, key) != ap.get_default(key):
+                opts[key] = getattr(args, key)
+        if args.k_factor != ap.get_default("k_factor"):
+            opts["k_factor"] = args.k_factor
+        run_real(args.set, args.index, args.queries or 1000, opts)
+    elif args.what == "embeddings":
+        run_embeddings(args.set, args.queries or 300)
     elif args.what == "recall":
         run_recall(args.size, cache, args.index)
     else:

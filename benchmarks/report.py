@@ -634,3 +634,52 @@ def plot_knn_scale(table: pd.DataFrame) -> plt.Figure:
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+REAL_SETS = {"qm9_c1": "QM9 codes, c = 1", "qm9_c2": "QM9 codes, c = 2", "qm9_c4": "QM9 codes, c = 4",
+             "million": "10^6 real latents (c = 4)"}
+KNN_REAL_FORMAT = {"N": "{:,}", "seconds": "{:,.1f}", "CPU s": "{:,.1f}", "build s": "{:,.1f}", "peak GB": "{:.2f}",
+                   "recall@10": "{:.4f}", "estimate": "{:.4f}", "|error|": "{:.4f}",
+                   "candidates / query": "{:.0f}", "load": "{:.1f}"}
+
+
+def knn_real(knn: dict[str, dict], tag: str = "") -> pd.DataFrame:
+    """The real benchmark sets (issue 41): one row per ``real_<set>_<index><tag>`` run of
+    ``bench_knn_scale.py real``, in the order of :data:`REAL_SETS`.
+
+    Columns: set, N, index, seconds (wall: build and the 10-NN of every latent, the recall
+    estimate included), CPU s (CPU time of the process over the same span), build s, peak GB (resident, the whole process), recall@10 (measured on
+    1,000 sampled queries against the independent brute force), estimate (the index's own,
+    ``stats["recall_estimate"]``), |error| (their difference), candidates / query (FAISS's
+    candidates after tuning, ``k * k_factor_used``), load (1-minute load average at the start).
+    """
+    rows = []
+    for name, r in knn.items():
+        if not name.startswith("real_") or not name.endswith(tag):
+            continue
+        base = name[len("real_"):len(name) - len(tag)] if tag else name[len("real_"):]
+        set_name, index = base.rsplit("_", 1)
+        if set_name not in REAL_SETS:
+            continue
+        st = r["stats"]
+        est = r.get("recall_estimate", np.nan)
+        rows.append({"set": REAL_SETS[set_name], "N": r["N"], "index": index, "seconds": r["seconds"],
+                     "CPU s": r["seconds"] * r["cpu_over_wall"], "build s": r["build_s"], "peak GB": r["peak_rss_MB"] / 1024,
+                     "recall@10": r["recall_at_10"], "estimate": est, "|error|": abs(est - r["recall_at_10"]),
+                     "candidates / query": r["k"] * st.get("k_factor_used", np.nan),
+                     "load": r["loadavg_before"][0], "_order": list(REAL_SETS).index(set_name)})
+    if not rows:
+        return pd.DataFrame(columns=["set", "N", "index", "seconds", "CPU s", "build s", "peak GB", "recall@10",
+                                     "estimate", "|error|", "candidates / query", "load"])
+    out = pd.DataFrame(rows).sort_values(["_order", "index"]).drop(columns="_order")
+    return out.reset_index(drop=True)
+
+
+def knn_embeddings(knn: dict[str, dict], name: str = "embeddings_qm9_c4") -> pd.DataFrame:
+    """How well an embedding orders the true neighbours (``bench_knn_scale.py embeddings``): one row
+    per embedding (per-channel sort, sliced sort with m directions), the share of the exact 10
+    nearest among the k' nearest by the embedding's distance, one column per k'."""
+    emb = knn[name]["embeddings"]
+    rows = [{"embedding": label, "dims": e["dims"], **{f"top {kp}": v for kp, v in e["share_of_true_10_in_top"].items()}}
+            for label, e in emb.items()]
+    return pd.DataFrame(rows)
