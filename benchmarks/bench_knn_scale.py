@@ -273,7 +273,8 @@ def run_embeddings(name: str, queries: int) -> None:
         if m < c:
             continue
         t0 = time.perf_counter()
-        E = torch.cat([_embed64(Z[s:s + 65536], _directions(c, m, 0)) for s in range(0, N, 65536)]).float()
+        W = torch.eye(c, dtype=torch.float64) if m == c else _directions(c, m, 0)  # m = c: the axes
+        E = torch.cat([_embed64(Z[s:s + 65536], W) for s in range(0, N, 65536)]).float()
         D = torch.cdist(E[torch.from_numpy(q)], E).square_()
         D[torch.arange(len(q)), torch.from_numpy(q)] = float("inf")
         row = {}

@@ -130,7 +130,7 @@ def brute_knn(Z: np.ndarray, queries: np.ndarray, k: int, *, exclude_self: bool 
             start = start[np.isfinite(lb[start])]
             best_d, best_i = merge(np.full(k, np.inf), np.full(k, -1), exact_sq(Z[q], Z[start]), start)
             lsa += len(start)
-            rest = np.flatnonzero(lb <= best_d[-1] * (1 + 1e-12))
+            rest = np.flatnonzero(np.isfinite(lb) & (lb <= best_d[-1] * (1 + 1e-12)))  # never itself
             rest = rest[~np.isin(rest, start)]
             relaxed += len(rest)
             for s in range(0, len(rest), chunk):

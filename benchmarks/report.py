@@ -637,7 +637,7 @@ def plot_knn_scale(table: pd.DataFrame) -> plt.Figure:
 
 
 REAL_SETS = {"qm9_c1": "QM9 codes, c = 1", "qm9_c2": "QM9 codes, c = 2", "qm9_c4": "QM9 codes, c = 4",
-             "million": "10^6 real latents (c = 4)"}
+             "million": "million real latents, c = 4"}
 KNN_REAL_FORMAT = {"N": "{:,}", "seconds": "{:,.1f}", "CPU s": "{:,.1f}", "build s": "{:,.1f}", "peak GB": "{:.2f}",
                    "recall@10": "{:.4f}", "estimate": "{:.4f}", "|error|": "{:.4f}",
                    "candidates / query": "{:.0f}", "load": "{:.1f}"}
