@@ -151,8 +151,11 @@ class Product(Group):
         r"""An **upper bound** on :math:`\min_{\sigma, R}\lVert z_1 - (\sigma, R)\cdot z_2\rVert`, ``(B,)``.
 
         The alternating assignment / rotation search of
-        :func:`~invlatent.quotient.set_quotient_bounds` (exact on the orbit itself: 0 up to
-        round-off for ``z2`` in ``z1``'s orbit); detached.
+        :func:`~invlatent.quotient.set_quotient_bounds`; detached. Exact on the orbit itself: 0 up
+        to round-off for ``z2`` in ``z1``'s orbit, with or without ``l = 1`` channels (the search
+        starts from Kabsch on the vectors and from the eigenframes of equivariant symmetric
+        matrices built from the ``l >= 2`` channels; generic sets: atoms told apart by their
+        invariants, distinct eigenvalues).
         """
         return self._bounds_search(z1, z2, mask1, mask2, starts, generator)[1]
 

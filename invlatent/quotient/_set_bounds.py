@@ -40,8 +40,9 @@ above the returned upper bound.)
 **Upper bound** (alternating assignment and rotation fit). Any :math:`(\sigma, R)` gives
 :math:`d \le \bigl(\sum_i \lVert z_i - D(R) z'_{\sigma(i)}\rVert^2\bigr)^{1/2}`. From ``starts``
 initial rotations -- the Kabsch rotation between the atom sums of the ``l = 1`` channels (the sum
-over atoms is permutation invariant, so it needs no matching), the identity, the Kabsch rotation
-after the lower bound's matching, and random rotations -- alternate
+over atoms is permutation invariant, so it needs no matching), with ``l >= 2`` channels the best
+three *frame rotations* (below), the identity, the Kabsch rotation after the lower bound's
+matching, and random rotations -- alternate
 
 1. :math:`\sigma \leftarrow` the optimal assignment for the current :math:`R` (Hungarian / subset
    dynamic program on :math:`C_{ij} = \lVert z_i - D(R) z'_j\rVert^2`);
@@ -50,9 +51,25 @@ after the lower bound's matching, and random rotations -- alternate
    ascent with backtracking on :math:`\sum_l \langle M_l, D^l(R)\rangle_F`,
    :math:`M_l = \sum_{i,u} z^{(l)}_{i,u} {z'^{(l)}_{\sigma(i),u}}^\top`;
 
-until the value stops decreasing. Each step never increases the objective, and the returned
-value is the exact distance at the best :math:`(\sigma, R)` found, so it is a valid upper bound
-whatever the search misses. The tests compare both bounds with brute force (every permutation
+until the value stops decreasing (or reaches zero). Each step never increases the objective, and
+the returned value is the exact distance at the best :math:`(\sigma, R)` found (with ``l >= 2``,
+after Gauss-Newton steps on the exact residuals, which take an orbit copy to round-off), so it
+is a valid upper bound whatever the search misses.
+
+*Frame rotations* need no ``l = 1`` channel. Every atom gets a symmetric traceless
+:math:`3\times 3` matrix :math:`T(z_i)` with :math:`T(D(R) z_i) = R\, T(z_i)\, R^\top` (an
+``l = 2`` copy *is* such a matrix in Cartesian coordinates; an ``l = 1`` copy gives
+:math:`v v^\top - |v|^2 I/3`, an ``l >= 3`` copy its quadratic ``l = 2`` part; the copies are mixed
+with fixed generic weights). If :math:`T_a = R\, T_b R^\top` with distinct eigenvalues, the
+eigenframes (rows sorted by eigenvalue, proper) satisfy :math:`R = F_a^\top S F_b` for one of the
+four proper sign matrices :math:`S`. The frames are taken pooled over atoms (weights 1 and
+:math:`\lVert z_i\rVert^2`: permutation invariant, no matching) and per atom (the two atoms of
+:math:`z` with the widest eigengap against the two atoms of :math:`z'` closest in their
+invariants: the pooled matrix vanishes for symmetric sets). The 24 candidates are ranked by
+:math:`\sum_i \min_j C_{ij} + \sum_j \min_i C_{ij}` (no assignment solved; 0 at the rotation of an
+exact copy). On an exact rotated and permuted copy one of them is the rotation itself, so the
+upper bound is 0 up to round-off whatever the irreps (generic sets: distinct eigenvalues, atoms
+told apart by their invariants). The tests compare both bounds with brute force (every permutation
 times a multi-start rotation optimisation) on sets of up to 5 atoms.
 
 Padding atoms (``mask == False``) are set to zero: the distance is that of the zero-padded
@@ -371,6 +388,45 @@ def _refine(M, R, iters: int):
     return R
 
 
+def _polish(a, b, irreps, sigma, R, iters: int = 2):
+    r"""``(sq_value, R)``: Gauss-Newton steps on the exact residuals :math:`r = a - D(R) b_\sigma` at fixed ``sigma``.
+
+    The search compares rotations by the moment expansion :math:`\text{const} - 2\langle M, D(R)\rangle`,
+    whose cancellation hides a rotation error :math:`\delta` below :math:`\sqrt{\varepsilon}`
+    (:math:`\delta^2 \lVert z\rVert^2` is lost in the rounding of :math:`\lVert z\rVert^2`). Here the
+    residuals are differences: with :math:`J_k = D(R) L_k b_\sigma` (:func:`_generators`),
+    :math:`r(R e^{[w]_\times}) \approx r - J w`, and the step :math:`w = (J^\top J)^{-1} J^\top r`
+    converges quadratically to round-off on an orbit (two steps from :math:`\sqrt{\varepsilon}`).
+    :math:`J^\top J = \sum (L_k b)\cdot(L_{k'} b)` does not depend on :math:`R` (``D`` is
+    orthogonal) and :math:`J_k^\top r = (L_k b)\cdot D(R)^\top r`. A step is kept only if the exact
+    value decreases.
+    """
+    P = a.shape[0]
+    bs = b.gather(1, sigma.unsqueeze(-1).expand_as(b))
+    parts = [(mul, ir, sl) for (mul, ir), sl in zip(irreps, irreps.slices()) if ir.l >= 1]
+    Lb = [torch.einsum("kab,pnub->pnuak", _generators(ir.l).to(device=a.device, dtype=a.dtype),
+                       bs[..., sl].reshape(P, -1, mul, ir.dim)).reshape(P, -1, 3) for mul, ir, sl in parts]
+    H = sum(x.transpose(1, 2) @ x for x in Lb)  # (P, 3, 3)
+    eye = torch.eye(3, dtype=a.dtype, device=a.device)
+    H = H + (1e-12 * H.diagonal(dim1=1, dim2=2).sum(1).clamp_min(torch.finfo(a.dtype).tiny)).view(P, 1, 1) * eye
+    val = (a - _rotate(bs, irreps, R)).square().sum((1, 2))
+    for _ in range(iters):
+        blocks, _ = wigner_blocks(irreps, R)
+        g = 0
+        for (mul, ir, sl), x in zip(parts, Lb):
+            r = a[..., sl].reshape(P, -1, mul, ir.dim) - bs[..., sl].reshape(P, -1, mul, ir.dim) @ blocks[ir.l].to(
+                a.dtype).transpose(1, 2).unsqueeze(1)
+            Dtr = (r @ blocks[ir.l].to(a.dtype).unsqueeze(1)).reshape(P, -1)  # D^T r, per row: r D
+            g = g + (x * Dtr.unsqueeze(-1)).sum(1)  # (P, 3)
+        w = torch.linalg.solve(H, g.unsqueeze(-1)).squeeze(-1)
+        R_new = R @ _rodrigues(w)
+        new = (a - _rotate(bs, irreps, R_new)).square().sum((1, 2))
+        ok = new < val
+        R = torch.where(ok.view(P, 1, 1), R_new, R)
+        val = torch.where(ok, new, val)
+    return val, R
+
+
 def _fit_rotation(M, R, refine_iters: int):
     """The better of ``R`` and the Kabsch rotation on the ``l = 1`` moments, refined when ``l >= 2`` is present."""
     if not M:  # scalars only: the rotation does not matter
@@ -384,17 +440,93 @@ def _fit_rotation(M, R, refine_iters: int):
     return R
 
 
-def _starts(pm: _PairMoments, sigma_lb, starts: int, gen, dtype, device):
-    """``(P, S, 3, 3)`` initial rotations: atom-sum Kabsch, identity, Kabsch after the lower bound's matching, random."""
+def _frame_candidates(a, b, irreps):
+    r"""``(P, K, 3, 3)`` rotations :math:`R` with :math:`T(a) \approx R\, T(b)\, R^\top` from equivariant matrices.
+
+    :func:`~._rotation_search.node_matrix` gives every atom one symmetric traceless matrix
+    :math:`T_i` with :math:`T(D(R) x) = R\, T(x)\, R^\top` (from the ``l = 1``, ``l = 2`` and the
+    quadratic part of ``l >= 3`` channels); its eigenframe turns into :math:`R` up to four sign
+    patterns (:func:`~._rotation_search.frame_rotations`). Two kinds of frames:
+
+    * **pooled** over atoms (no matching needed: :math:`\sum_i w_i T_i` with invariant weights
+      :math:`w_i = 1` and :math:`w_i = \lVert z_i\rVert^2`);
+    * **per atom**: the two atoms of ``a`` with the widest eigengap, each against the two atoms of
+      ``b`` closest in their invariants (copy norms, scalars, eigenvalues) -- the pooled matrix
+      vanishes for symmetric sets, an atom's does not.
+
+    On an exact orbit copy with distinct eigenvalues one candidate is the rotation itself.
+    """
+    from ._rotation_search import eigenframe, eigengap, frame_rotations, node_matrix
+
+    P, n, _ = a.shape
+    Ta, Tb = node_matrix(a, irreps), node_matrix(b, irreps)  # (P, n, 3, 3)
+    na, nb = a.square().sum(-1), b.square().sum(-1)
+    cands = []
+    for wa, wb in ((None, None), (na, nb)):
+        Pa = Ta.sum(1) if wa is None else (wa[..., None, None] * Ta).sum(1)
+        Pb = Tb.sum(1) if wb is None else (wb[..., None, None] * Tb).sum(1)
+        cands.append(frame_rotations(eigenframe(Pa)[0], eigenframe(Pb)[0]))  # (P, 4, 3, 3)
+    Fa, la = eigenframe(Ta)
+    Fb, lb = eigenframe(Tb)
+    A, k = min(2, n), min(2, n)
+    anchors = eigengap(la).topk(A, dim=1).indices  # (P, A)
+    fa = torch.cat([invariant_features(a, irreps), la], -1)
+    fb = torch.cat([invariant_features(b, irreps), lb], -1)
+    fa = fa.gather(1, anchors.unsqueeze(-1).expand(P, A, fa.shape[-1]))
+    partners = _exact_sq_cost(fa, fb).topk(k, dim=2, largest=False).indices  # (P, A, k)
+    Fa = Fa.gather(1, anchors[..., None, None].expand(P, A, 3, 3))
+    Fb = Fb.gather(1, partners.reshape(P, A * k)[..., None, None].expand(P, A * k, 3, 3)).view(P, A, k, 3, 3)
+    cands.append(frame_rotations(Fa.unsqueeze(2), Fb).reshape(P, A * k * 4, 3, 3))
+    return torch.cat(cands, dim=1)
+
+
+def _screen(pm: _PairMoments, cands, count: int):
+    r"""The ``count`` most promising of ``cands`` ``(P, K, 3, 3)`` per pair, ``(P, count, 3, 3)``, no assignment solved.
+
+    Score: :math:`\sum_i \min_j C_{ij} + \sum_j \min_i C_{ij}` with
+    :math:`C_{ij} = \lVert a_i - D(R) b_j\rVert^2` (0 at the rotation of an exact orbit copy).
+    Candidates within 1e-3 (Frobenius) of a better one are passed over, so the starts differ.
+    """
+    P, K = cands.shape[:2]
+    n = pm.na.shape[1]
+    C = pm.cost(cands.reshape(P * K, 3, 3), K).clamp_min(0).view(P, K, n, n)
+    score = C.min(3).values.sum(2) + C.min(2).values.sum(2)  # (P, K)
+    pa = torch.arange(P, device=cands.device)
+    out = []
+    for _ in range(min(count, K)):
+        best = score.argmin(1)
+        R = cands[pa, best]  # (P, 3, 3)
+        out.append(R)
+        near = (cands - R.unsqueeze(1)).flatten(2).norm(dim=2) < 1e-3
+        score = torch.where(near, torch.full_like(score, float("inf")), score)
+    return torch.stack(out, dim=1)
+
+
+#: Frame starts (:func:`_frame_candidates` after :func:`_screen`) when ``l >= 2`` channels are present.
+_FRAME_STARTS = 3
+
+
+def _starts(pm: _PairMoments, sigma_lb, starts: int, gen, dtype, device, frames=None):
+    """``(P, S, 3, 3)`` initial rotations.
+
+    In order: the atom-sum Kabsch rotation (``l = 1``), the best frame rotation (``l >= 2``:
+    ``frames`` ``(P, F, 3, 3)``, best first), the identity, the Kabsch rotation after the lower
+    bound's matching (``l = 1``), the other frame rotations; the first ``starts`` of them, then
+    random rotations up to ``starts``.
+    """
     from ..groups._rotation import _random_rotation
 
     P = pm.na.shape[0]
     cands = []
     if 1 in pm.K:
         cands.append(_kabsch_l1(pm.sum_moments()[1]))
+    if frames is not None:
+        cands.append(frames[:, 0])
     cands.append(torch.eye(3, dtype=dtype, device=device).expand(P, 3, 3))
     if 1 in pm.K:
         cands.append(_kabsch_l1(pm.moments(sigma_lb, 1)[1]))
+    if frames is not None:
+        cands.extend(frames[:, i] for i in range(1, frames.shape[1]))
     cands = [c.unsqueeze(1) for c in cands[:starts]]
     k = starts - len(cands)
     if k > 0:
@@ -406,12 +538,16 @@ def _upper(a, b, irreps, sigma_lb, starts: int, gen, max_rounds: int = 20, refin
     """Best ``(sq_value, sigma, R)`` of the alternating search from ``starts`` initial rotations.
 
     The search tracks values by the moment expansion (cheap) and keeps working only on the pairs
-    where some start still improved in the last round; the returned value is recomputed from exact
-    differences at the best ``(sigma, R)`` of each pair.
+    where some start still improved in the last round and the best value is not yet zero (to the
+    expansion's round-off); the returned value is recomputed from exact differences at the best
+    ``(sigma, R)`` of each pair, after :func:`_polish` of ``R`` when ``l >= 2`` channels are present.
     """
     P, n, d = a.shape
     pm = _PairMoments(a, b, irreps)
-    R = _starts(pm, sigma_lb, starts, gen, a.dtype, a.device).clone()  # (P, S, 3, 3)
+    frames = None
+    if irreps.lmax >= 2:  # without a closed form: starts from the frames of equivariant matrices
+        frames = _screen(pm, _frame_candidates(a, b, irreps), _FRAME_STARTS)
+    R = _starts(pm, sigma_lb, starts, gen, a.dtype, a.device, frames).clone()  # (P, S, 3, 3)
     S = R.shape[1]
     best = torch.full((P, S), float("inf"), dtype=a.dtype, device=a.device)
     best_sigma = torch.zeros(P, S, n, dtype=torch.long, device=a.device)
@@ -435,12 +571,18 @@ def _upper(a, b, irreps, sigma_lb, starts: int, gen, max_rounds: int = 20, refin
         best_sigma[active] = torch.where(improved.unsqueeze(-1), sigma.view(Pa, S, n), best_sigma[active])
         best_R[active] = torch.where(improved.view(Pa, S, 1, 1), Ra.view(Pa, S, 3, 3), best_R[active])
         R[active] = Ra.view(Pa, S, 3, 3)
-        active = active[improved.any(1)]
+        # a pair stops when no start improved, or when its best value is zero as far as the expansion
+        # can tell (an orbit copy found: 0 is the minimum, the polish below takes it to round-off)
+        zero = best[active].min(1).values <= 64 * torch.finfo(a.dtype).eps * const.view(Pa, S)[:, 0]
+        active = active[improved.any(1) & ~zero]
         if active.numel() == 0:
             break
     k = best.argmin(1)
     pa = torch.arange(P, device=a.device)
     sigma, R = best_sigma[pa, k], best_R[pa, k]
+    if irreps.lmax >= 2:  # the rotation came from gradient steps on the expansion: finish on exact residuals
+        sq, R = _polish(a, b, irreps, sigma, R)
+        return sq, sigma, R
     return _sq_dist(a, b, irreps, sigma, R), sigma, R
 
 
@@ -451,7 +593,7 @@ def _search(z1, z2, irreps, proper, mask1, mask2, starts, gen):
     n = a.shape[1]
     # pairs in chunks: the moments K hold n^2 sum_l (2l+1)^2 numbers per pair
     m2 = max(1, sum((2 * l + 1) ** 2 for l in {ir.l for _, ir in irreps if ir.l >= 1}))
-    per_pair = n * m2 * (n + starts) + 4 * n * irreps.dim
+    per_pair = n * m2 * (n + starts) + 24 * n * n + 4 * n * irreps.dim  # 24: frame candidates
     step = max(1, _CHUNK_ELEMENTS // per_pair)
     if a.shape[0] > step:
         parts = [_search(z1[s:s + step], z2[s:s + step], irreps, proper,
