@@ -209,6 +209,8 @@ class QuotientIndex:
     recall_sample : int
         Queries of each :meth:`search` whose exact lists measure the recall (default 200; 0: none).
 
+    Notes
+    -----
     Distances are exact quotient distances of the returned pairs, ascending, ties by index; the
     lists are exact for ``"flat"`` and approximate for ``"ivf"`` and ``"hnsw"``, which estimate
     their own recall: ``stats["recall_estimate"]`` is the recall@k on a seeded sample of the
