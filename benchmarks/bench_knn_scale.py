@@ -218,10 +218,10 @@ def real_truth(name: str, Z: torch.Tensor, data, queries: np.ndarray) -> np.ndar
 
     if name == "million":
         return knn_real.million_truth(data, queries, K)
-    return knn_real.reference(name, Z.numpy(), queries, K)["d"][:, -1]
+    return knn_real.reference(name, Z.numpy(), queries, K)["d"][:, -1]  # Z: the latents searched
 
 
-def run_real(name: str, index: str, queries: int, opts: dict) -> None:
+def run_real(name: str, index: str, queries: int, opts: dict, first: int | None = None) -> None:
     """Approximate (or flat) 10-NN of every latent of a real set with :class:`QuotientIndex` (build +
     search of all N), its recall estimate, and the recall measured on ``queries`` sampled queries
     against the independent brute force of ``benchmarks/knn_real.py``."""
@@ -229,6 +229,10 @@ def run_real(name: str, index: str, queries: int, opts: dict) -> None:
     from invlatent.quotient import QuotientIndex
 
     Z, mask, data = real_set(name)
+    if first:  # the first latents only (their own brute-force reference)
+        if data is not None:
+            raise ValueError("--n is for the QM9 sets")
+        Z, mask, name = Z[:first], mask[:first], f"{name}_first{first}"
     N = len(Z)
     st = {}
 
@@ -323,7 +327,7 @@ def main(argv=None) -> int:
                 opts[key] = getattr(args, key)
         if args.k_factor != ap.get_default("k_factor"):
             opts["k_factor"] = args.k_factor
-        run_real(args.set, args.index, args.queries or 1000, opts)
+        run_real(args.set, args.index, args.queries or 1000, opts, args.n)
     elif args.what == "embeddings":
         run_embeddings(args.set, args.queries or 300)
     elif args.what == "recall":
