@@ -151,11 +151,10 @@ from .quotient import QuotientIndex
 __all__ += ["QuotientIndex"]
 # --- end issue 30 ---
 
-# --- issue 39 (item 2): label and basis check, next to equivariance_audit ---
+# --- label and basis check of irreps features, next to equivariance_audit ---
 from .probes import BasisFit, diagnose_basis, fit_basis, rotation_pairs
 
 __all__ += ["rotation_pairs", "fit_basis", "diagnose_basis", "BasisFit"]
-# --- end issue 39 (item 2) ---
 
 # --- old module paths (kept for one release, each with a DeprecationWarning; see CHANGELOG.md) ---
 from . import _deprecated

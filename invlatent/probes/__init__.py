@@ -65,8 +65,7 @@ from ._capture import LatentCapture, capture_latents  # noqa: E402
 __all__ += ["capture_latents", "LatentCapture", "equivariance_audit", "plot_equivariance_audit"]
 # end issue 29 (ownlib)
 
-# issue 39 (item 2): label and basis check of irreps features
+# label and basis check of irreps features
 from ._basis import BasisFit, diagnose_basis, fit_basis, rotation_pairs  # noqa: E402
 
 __all__ += ["rotation_pairs", "fit_basis", "diagnose_basis", "BasisFit"]
-# end issue 39 (item 2)
