@@ -73,15 +73,12 @@ def latents(kind: str, N: int):
 def qm9_codes(c: int, batch: int = 2048):
     """Posterior means ``(M, 9, c)`` of the shipped VAE for every QM9 molecule, and the masks."""
     from invlatent.probes._shipped_vae import load_shipped_graph_vae
+    from invlatent.utils import in_batches
 
     vae, _ = load_shipped_graph_vae(c)
     data = invlatent.load_qm9().dense()
-    out = []
-    with torch.no_grad():
-        for s in range(0, len(data["mask"]), batch):
-            mu, _ = vae.encode(data["x"][s:s + batch], data["adj"][s:s + batch], data["mask"][s:s + batch])
-            out.append(mu.double())
-    return torch.cat(out), data["mask"]
+    mu = in_batches(vae.encode, data["x"], data["adj"], data["mask"], batch_size=batch)[0]
+    return mu.double(), data["mask"]
 
 
 def recall(a: np.ndarray, b: np.ndarray) -> float:

@@ -35,19 +35,15 @@ def qm9_codes(c: int, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     from invlatent.data._cache import cached_arrays
 
     def build():
-        import torch
-
         import invlatent
         from invlatent.probes._shipped_vae import load_shipped_graph_vae
+        from invlatent.utils import in_batches
 
         vae, _ = load_shipped_graph_vae(c)
         data = invlatent.load_qm9().dense()
-        out = []
-        with torch.no_grad():
-            for s in range(0, len(data["mask"]), batch):
-                mu, _ = vae.encode(data["x"][s:s + batch], data["adj"][s:s + batch], data["mask"][s:s + batch])
-                out.append(mu.float().masked_fill(~data["mask"][s:s + batch, :, None], 0))
-        return {"Z": torch.cat(out).numpy(), "mask": data["mask"].numpy()}
+        mu = in_batches(vae.encode, data["x"], data["adj"], data["mask"], batch_size=batch)[0]
+        Z = mu.float().masked_fill(~data["mask"][:, :, None], 0)
+        return {"Z": Z.numpy(), "mask": data["mask"].numpy()}
 
     arr = cached_arrays(f"qm9_codes_c{c}", build, version="1", root=_cache())
     return arr["Z"].astype(np.float64), arr["mask"].astype(bool)
