@@ -207,8 +207,18 @@ def so3lr_forward(model: torch.nn.Module, data: dict) -> object:
     """Run SO3LR on a :func:`so3lr_batch` dict without forces (the ``forward`` argument of
     :func:`~invlatent.equivariance_audit` and :func:`~invlatent.rotation_pairs`).
 
-    The dict is shallow-copied first: the model writes into its input."""
-    return model(dict(data), compute_force=False, compute_stress=False)
+    The dict is shallow-copied first (the model writes into its input), and the per-call state
+    the model keeps on its modules (graph, edge vectors, ...) is removed afterwards, also when
+    a capture stops the pass: the model can then be deep-copied (as the audit does to cast it)
+    and holds no tensors of the last batch."""
+    before = {id(m): set(vars(m)) for m in model.modules()}
+    try:
+        return model(dict(data), compute_force=False, compute_stress=False)
+    finally:
+        for m in model.modules():
+            for key in set(vars(m)) - before.get(id(m), set()):
+                if key not in ("_parameters", "_buffers", "_modules"):
+                    delattr(m, key)
 
 
 def transformer_layers(model: torch.nn.Module) -> list[str]:
