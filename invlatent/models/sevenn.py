@@ -68,6 +68,7 @@ SHIPPED_MODELS: dict[str, str] = {
     "7net-0": "SevenNet_0__11Jul2024/checkpoint_sevennet_0.pth",
     "7net-0_22may2024": "SevenNet_0__22May2024/checkpoint_sevennet_0.pth",
     "7net-l3i5": "SevenNet_l3i5/checkpoint_l3i5.pth",
+    "7net-mf-0": "SevenNet_MF_0/checkpoint_sevennet_mf_0.pth",  # multi-fidelity: load with modal=
 }
 
 
@@ -95,7 +96,8 @@ def _checkpoint_path(name: str) -> str:
     return path
 
 
-def load_sevenn(name: str | os.PathLike = "7net-0", device: str | torch.device = "cpu") -> torch.nn.Module:
+def load_sevenn(name: str | os.PathLike = "7net-0", device: str | torch.device = "cpu", *,
+                modal: str | None = None) -> torch.nn.Module:
     """Load a pretrained SevenNet model, offline, ready for batched inference.
 
     Parameters
@@ -103,6 +105,10 @@ def load_sevenn(name: str | os.PathLike = "7net-0", device: str | torch.device =
     name : str or path
         A key of :data:`SHIPPED_MODELS` (``"7net-0"`` by default) or a SevenNet checkpoint file.
     device : str or torch.device
+    modal : str, optional
+        The fidelity of a multi-fidelity model (``"7net-mf-0"``: ``"PBE"`` or ``"R2SCAN"``),
+        required for those (as SevenNet's own calculator requires it) and refused for others;
+        every batch :func:`node_features` runs is then evaluated at that fidelity.
 
     Returns
     -------
@@ -119,7 +125,14 @@ def load_sevenn(name: str | os.PathLike = "7net-0", device: str | torch.device =
     sevenn = _require_sevenn()
     path = _checkpoint_path(name)
     model = sevenn.util.load_checkpoint(path).build_model()
+    modal_map = getattr(model, "modal_map", None) or {}
+    if modal_map and modal not in modal_map:
+        raise ValueError(f"modal must be one of {sorted(modal_map)} for the multi-fidelity model {name!r}, "
+                         f"got {describe(modal)}")
+    if not modal_map and modal is not None:
+        raise ValueError(f"modal must be None: {name!r} is not a multi-fidelity model, got {describe(modal)}")
     model.set_is_batch_data(True)
+    model.invlatent_modal = modal  # read by the batches of node_features
     return model.to(device).eval()
 
 
@@ -325,6 +338,9 @@ def _feature_batches(model, pos, numbers, mask, layers, batch_size, cutoff, devi
         rows = slice(s, min(s + batch_size, B))
         m = mask[rows].to(device)
         data = sevenn_batch(pos[rows].to(device), numbers[rows].to(device), m, cutoff=cutoff)
+        modal = getattr(model, "invlatent_modal", None)
+        if modal is not None:  # a multi-fidelity model: one fidelity per molecule
+            data["data_modality"] = [modal] * int(m.shape[0])
         out = capture_latents(model, layers, data, select="x", stop=True)
         zs = {}
         for layer in layers:
