@@ -41,6 +41,8 @@ from __future__ import annotations
 import json
 import math
 import time
+import zipfile
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -561,15 +563,45 @@ class QuotientIndex:
 
     @classmethod
     def load(cls, path, *, gpu: bool | None = None) -> QuotientIndex:
-        """Read an index written by :meth:`save` (moved to a GPU as ``gpu`` says, default: if any)."""
-        with np.load(Path(path), allow_pickle=False) as data:
-            meta = json.loads(str(data["meta"]))
-            if meta.get("format") != _FORMAT:
-                raise ValueError(f"{path} is not a QuotientIndex file (format {meta.get('format')!r})")
+        """Read an index written by :meth:`save` (moved to a GPU as ``gpu`` says, default: if any).
+
+        Raises ``ValueError`` naming the file when it is empty, truncated or corrupted, not a
+        :class:`QuotientIndex` file, or when its parts disagree (the FAISS index does not hold one
+        embedding per stored latent, or the directions do not fit the latents); a missing file
+        raises ``FileNotFoundError``."""
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                names = set(data.files)
+                if not {"meta", "Z", "W", "index"} <= names:
+                    raise ValueError(f"it has the entries {sorted(names)}, not meta, Z, W and index")
+                meta = json.loads(str(data["meta"]))
+                if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+                    fmt = meta.get("format") if isinstance(meta, dict) else None
+                    raise ValueError(f"format {fmt!r}, expected {_FORMAT!r}")
+                Z, W, blob = data["Z"], data["W"], data["index"]
+        except FileNotFoundError:
+            raise
+        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as err:
+            raise ValueError(f"{path} is not a QuotientIndex file, or it is empty, truncated or "
+                             f"corrupted: {err}") from err
+        if Z.ndim != 3 or Z.dtype != np.float64 or W.ndim != 2 or W.shape[0] != Z.shape[2]:
+            raise ValueError(f"{path}: stored latents {Z.shape} {Z.dtype} and directions {W.shape} do not fit "
+                             "together (expected float64 (N, n, c) and (c, m))")
+        try:
             options = dict(meta["options"], gpu=gpu)
             self = cls(**options)
-            self._Z = torch.from_numpy(data["Z"].copy())
-            self._nrm = self._Z.square().sum((1, 2))
-            self._W = torch.from_numpy(data["W"].copy())
-            self._index = self._to_device(self._faiss.deserialize_index(data["index"]))
+            index = self._faiss.deserialize_index(blob)
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise ValueError(f"{path} is not a QuotientIndex file, or its options or FAISS index are "
+                             f"corrupted: {err}") from err
+        N, n, _ = Z.shape
+        if index.ntotal != N or index.d != n * W.shape[1]:
+            raise ValueError(f"{path}: the FAISS index holds {index.ntotal} embeddings of dimension {index.d}, "
+                             f"but the file stores {N} latents of {n} nodes and {W.shape[1]} directions "
+                             f"(expected {N} of dimension {n * W.shape[1]})")
+        self._Z = torch.from_numpy(Z.copy())
+        self._nrm = self._Z.square().sum((1, 2))
+        self._W = torch.from_numpy(W.copy())
+        self._index = self._to_device(index)
         return self
