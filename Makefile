@@ -28,7 +28,7 @@ install: $(STAMP)
 
 # --- the book (main job; default profile: gpu with CUDA, else cpu) -------------------------
 book: $(STAMP)
-	$(BIN)/python -c "import invlatent; print('building the book at profile', invlatent.get_profile())"
+	$(BIN)/python -c "from invlatent.book import get_profile; print('building the book at profile', get_profile())"
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(JB) build . --builder html -W --keep-going
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 

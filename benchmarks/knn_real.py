@@ -36,7 +36,7 @@ def qm9_codes(c: int, batch: int = 4096) -> tuple[np.ndarray, np.ndarray]:
 
     def build():
         import invlatent
-        from invlatent.probes._shipped_vae import load_shipped_graph_vae
+        from invlatent.book import load_shipped_graph_vae
         from invlatent.utils import in_batches
 
         vae, _ = load_shipped_graph_vae(c)

@@ -1,9 +1,17 @@
-"""Old module paths, kept for one release: each import (or attribute access) warns and gives the new module.
+"""Old module paths and moved names, kept for one release: each use warns and gives the new object.
 
-``import invlatent.diagnostics`` returns :mod:`invlatent.probes._diagnostics` itself (the same
-module object, so ``from invlatent.diagnostics import x`` is ``invlatent.probes.x``), with a
-``DeprecationWarning`` naming the new path. The finder below answers only for the names in
-:data:`MOVED`; nothing else goes through it.
+* Modules (:data:`MOVED`): ``import invlatent.diagnostics`` returns
+  :mod:`invlatent.probes._diagnostics` itself (the same module object, so
+  ``from invlatent.diagnostics import x`` is ``invlatent.probes.x``), with a
+  ``DeprecationWarning`` naming the new path. The finder below answers only for the names in
+  :data:`MOVED`; nothing else goes through it.
+* Names (:data:`MOVED_NAMES`): a package whose names moved elsewhere (``invlatent.probes``,
+  ``invlatent``) answers for them from its module ``__getattr__`` through
+  :func:`moved_attribute`, which imports the new home by name when the old name is first used
+  (so the old package imports nothing of the new home's at import time, and no import circle
+  is made).
+
+The old paths are listed in ``CHANGELOG.md``.
 """
 
 from __future__ import annotations
@@ -15,14 +23,16 @@ import sys
 import warnings
 from types import FrameType
 
-__all__ = ["MOVED", "install", "warn_moved"]
+__all__ = ["MOVED", "MOVED_NAMES", "install", "warn_moved", "moved_attribute"]
 
 #: old module path -> (module that holds it now, public path to use instead)
 MOVED: dict[str, tuple[str, str]] = {
     "invlatent.diagnostics": ("invlatent.probes._diagnostics", "invlatent.probes"),
     "invlatent.orbits": ("invlatent.probes._orbits", "invlatent.probes"),
     "invlatent.sklearn": ("invlatent.probes._sklearn", "invlatent.probes"),
-    "invlatent.chem": ("invlatent.probes._chem", "invlatent.probes"),
+    "invlatent.chem": ("invlatent.molecules._chem", "invlatent.molecules"),
+    "invlatent.rotations": ("invlatent.images._rotate", "invlatent.images"),
+    "invlatent.budget": ("invlatent.book._budget", "invlatent.book"),
     "invlatent.frames": ("invlatent.projections._frames", "invlatent.projections"),
     "invlatent.relative": ("invlatent.projections._relative", "invlatent.projections"),
     "invlatent.streaming": ("invlatent.projections._streaming", "invlatent.projections"),
@@ -34,7 +44,41 @@ MOVED: dict[str, tuple[str, str]] = {
     "invlatent.projections.irreps": ("invlatent.projections._irrep_invariants", "invlatent.projections"),
 }
 
-# frames of the import machinery and of this file are skipped, so the warning points at the
+_BOOK = ("book_vae_settings", "load_book_vae", "curve_flatness", "step_flops", "automorphism_twins", "disconnected",
+         "wl_hashes", "map_r2", "pooled_invariants", "regression_scores", "PATH_ROWS", "three_lines", "decode_lines",
+         "path_table", "window_all_valid", "equal_step_paths", "path_scores", "mean_ci")
+_AUDIT = ("capture_latents", "LatentCapture", "equivariance_audit", "plot_equivariance_audit", "rotation_pairs",
+          "fit_basis", "diagnose_basis", "BasisFit")
+_CHEM = ("graph_to_mol", "graphs_to_smiles", "canonical_smiles", "generation_metrics", "draw_molecules",
+         "valence_decode", "tanimoto")
+
+#: package -> {name that moved out of it: public module that holds it now}
+MOVED_NAMES: dict[str, dict[str, str]] = {
+    "invlatent.probes": {**dict.fromkeys(_BOOK, "invlatent.book"), **dict.fromkeys(_AUDIT, "invlatent.audit"),
+                         **dict.fromkeys(_CHEM, "invlatent.molecules")},
+    "invlatent": dict.fromkeys(("get_profile", "by_profile"), "invlatent.book"),
+    "invlatent.rotations": {"ImageRotation": "invlatent.groups"},
+}
+
+
+def moved_attribute(package: str, name: str):
+    """``package.name`` for a name that moved out of ``package``: warn, and return it from its new home.
+
+    Raises the usual ``AttributeError`` for any other name, so a module ``__getattr__`` can end
+    with ``return moved_attribute(__name__, name)``.
+    """
+    new = MOVED_NAMES.get(package, {}).get(name)
+    if new is None:
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    caller = sys._getframe(2).f_code.co_filename  # who called the package's __getattr__
+    if not caller.startswith("<frozen importlib"):  # ``from pkg import name`` asks twice: warn once
+        warnings.warn(f"{package}.{name} is deprecated and will be removed in the next release: use {new}.{name}",
+                      DeprecationWarning, stacklevel=_user_stacklevel())
+    return getattr(importlib.import_module(new), name)
+
+
+# frames of the import machinery, of this file and of a package's ``__getattr__`` are skipped,
+# so the warning points at the
 # user's import line (and Python's default filter shows it there, in __main__ and notebooks)
 _SKIP = ("<frozen importlib", __file__)
 
@@ -51,7 +95,7 @@ def _user_stacklevel() -> int:
     """The ``stacklevel`` of the first frame outside the import machinery and this file."""
     frame: FrameType | None = sys._getframe(2)
     level = 2
-    while frame is not None and frame.f_code.co_filename.startswith(_SKIP):
+    while frame is not None and (frame.f_code.co_filename.startswith(_SKIP) or frame.f_code.co_name == "__getattr__"):
         frame, level = frame.f_back, level + 1
     return level
 

@@ -108,9 +108,9 @@ def wigner_blocks(irreps, R: torch.Tensor) -> tuple[dict, torch.Tensor]:
 def _wigner_d(l: int, rot: torch.Tensor) -> torch.Tensor:
     """e3nn's ``Irrep(l, 1).D_from_matrix(rot)`` for proper ``rot`` on any device.
 
-    e3nn 0.6's ``wigner_D`` builds its generators on the CPU and fails for angles on a GPU
-    (e3nn issue #423); this is its formula, ``exp(a X_1) exp(b X_0) exp(c X_1)`` with e3nn's own
-    angles and generators, the generators moved to ``rot``'s device (call in ``float64_default``).
+    e3nn 0.6's ``wigner_D`` builds its generators on the CPU and fails for angles on a GPU; this
+    is its formula, ``exp(a X_1) exp(b X_0) exp(c X_1)`` with e3nn's own angles and generators,
+    the generators moved to ``rot``'s device (call in ``float64_default``).
     """
     from e3nn import o3
 

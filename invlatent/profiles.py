@@ -185,7 +185,7 @@ def profile_values(chapter: str | os.PathLike, profile: str = "gpu",
     as its only variables (no builtins but ``len``, ``min``, ``max``, ``range``, ``slice``), so sizes that depend
     on data, such as ``len(split["train"])``, get the values the caller passes. Settings whose
     value needs anything else (a data set object, say) are left out. Used to estimate what a
-    chapter costs at a profile without running it (:mod:`invlatent.budget`).
+    chapter costs at a profile without running it (:mod:`invlatent.book`).
 
     Returns
     -------

@@ -9,7 +9,7 @@ from invlatent import (O3, SO3, Cyclic, InvariantProjector, MaxFilter, Permutati
                        complete_invariants, invariance_error, irrep_norms, lexsort_projection,
                        pairwise_quotient_distance, power_spectrum, quotient_distance, retention, reynolds_projection,
                        sort_projection)
-from invlatent.diagnostics import knn_agreement
+from invlatent.probes import knn_agreement
 from invlatent.quotient import batched_assignment
 
 P, C, R = Permutation(), Cyclic(4), SO3("1x0e + 1x1o")

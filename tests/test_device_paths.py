@@ -162,7 +162,7 @@ def test_graph_vae_sampled_paths_reconstruct_and_prior_samples(cuda_device, deco
 
 def test_decode_graphs_valence_decode_and_smiles(cuda_device):
     from invlatent.models.graph_vae import decode_graphs
-    from invlatent.probes import graphs_to_smiles, valence_decode
+    from invlatent.molecules import graphs_to_smiles, valence_decode
 
     vae = small_vae("sort-transformer").eval()
     z = randn(6, 9, 1, seed=3)
@@ -211,8 +211,8 @@ def test_train_graph_vae_on_the_device(cuda_device, data_on):
 
 
 def test_shipped_and_book_weights_load_onto_the_device(cuda_device, monkeypatch, tmp_path):
-    from invlatent.probes import load_book_vae
-    from invlatent.probes._shipped_vae import load_shipped_graph_vae
+    from invlatent.book import load_book_vae
+    from invlatent.book import load_shipped_graph_vae
 
     x, adj, mask = random_graphs(B=4, dtype=torch.float32)
     cpu, _ = load_shipped_graph_vae(1)
@@ -230,7 +230,7 @@ def test_shipped_and_book_weights_load_onto_the_device(cuda_device, monkeypatch,
 
 
 def test_book_vae_trained_live_on_the_device(cuda_device, monkeypatch, tmp_path):
-    from invlatent.probes import load_book_vae
+    from invlatent.book import load_book_vae
 
     monkeypatch.setenv("INVLATENT_PROFILE", "smoke")
     monkeypatch.setenv("INVLATENT_CACHE", str(tmp_path))
@@ -241,7 +241,7 @@ def test_book_vae_trained_live_on_the_device(cuda_device, monkeypatch, tmp_path)
 
 # --- interpolation paths -------------------------------------------------------------------------
 def test_equal_step_paths_three_lines_and_decode_lines(cuda_device):
-    from invlatent.probes import decode_lines, equal_step_paths, three_lines
+    from invlatent.book import decode_lines, equal_step_paths, three_lines
 
     za, zb = randn(4, 9, 1, seed=0), randn(4, 9, 1, seed=1)
     on_both(lambda a, b: equal_step_paths(a, b, step=0.7), za, zb, device=cuda_device)
@@ -514,7 +514,7 @@ def test_invariance_and_equivariance_errors(cuda_device):
 
 
 def test_equivariance_audit(cuda_device):
-    from invlatent.probes import equivariance_audit
+    from invlatent.audit import equivariance_audit
 
     torch.manual_seed(0)
     mlp = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2))  # node-wise

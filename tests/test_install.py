@@ -201,7 +201,7 @@ def test_colab_notebook_installs_the_wheel_and_runs(colab_venv, wheel, tmp_path)
 
 
 def test_colab_notebook_loads_shipped_weights(colab_venv, wheel, tmp_path):
-    extra = '{"source": meta["source"], "profile": invlatent.get_profile()}'
+    extra = '{"source": meta["source"], "profile": __import__("invlatent.book").book.get_profile()}'
     outputs = _execute(ROOT / "notebooks" / "04_rotated_mnist.ipynb", colab_venv, wheel,
                        PROBE.replace("EXTRA", extra), tmp_path, tmp_path / "cache")
     info = _probe(outputs)

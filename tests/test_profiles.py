@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-import invlatent
+import invlatent.book
 from invlatent.profiles import PROFILES, by_profile, get_profile
 
 
@@ -11,7 +11,7 @@ from invlatent.profiles import PROFILES, by_profile, get_profile
 def test_known_profiles(monkeypatch, name):
     monkeypatch.setenv("INVLATENT_PROFILE", name)
     assert get_profile() == name
-    assert invlatent.get_profile() == name
+    assert invlatent.book.get_profile() == name
     assert by_profile(smoke=1, cpu=2, gpu=3) == {"smoke": 1, "cpu": 2, "gpu": 3}[name]
 
 

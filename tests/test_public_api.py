@@ -20,7 +20,6 @@ lin = torch.nn.Sequential(torch.nn.Linear(4, 4))
 
 EXEMPT = {
     "__version__": "a string",
-    "get_profile": "no arguments (a bad INVLATENT_PROFILE is tested in test_profiles.py)",
     "default_device": "no arguments",
     "progress": "passes keyword arguments through to tqdm",
     "Group": "abstract base class (tests/groups/test_custom_group.py)",
@@ -32,7 +31,6 @@ LEAD_OWNED: dict[str, str] = {}  # none left: graph_vae.py checks types at its b
 # name -> (wrong type, wrong value or None where every value of the right type is valid)
 BAD = {
     "quotient_knn": (lambda: il.quotient_knn(z, 2.0, P), lambda: il.quotient_knn(z, 0, P)),
-    "by_profile": (lambda: il.by_profile(smoke=1, cpu=2), None),
     "cache_dir": (lambda: il.cache_dir(3), None),  # any folder name is a valid value
     "seed_everything": (lambda: il.seed_everything("0"), None),  # any int is a valid seed
     "seeded_generator": (lambda: il.seeded_generator(0.5), None),
@@ -93,9 +91,9 @@ BAD = {
     "view_correlation": (lambda: il.view_correlation(z.tolist(), z), lambda: il.view_correlation(zi, zi[:2])),
     "rot90": (lambda: il.rot90(img, 1.5), lambda: il.rot90(img[0])),
     "rotate": (lambda: il.rotate(img, "90"), lambda: il.rotate(img, float("nan"))),
-    # issue 30: the FAISS index (cases from helper "knn")
+    # the FAISS index
     "QuotientIndex": (lambda: il.QuotientIndex(k_factor="2"), lambda: il.QuotientIndex("lsh")),
-    # issue 29 (your own model): cases from helper "ownlib", each checked there
+    # your own model: capture, audit, sets of irreps
     "capture_latents": (lambda: il.capture_latents(lin, 0, zs), lambda: il.capture_latents(lin, "1", zs)),
     "LatentCapture": (lambda: il.LatentCapture(lin, "0", select=3), lambda: il.LatentCapture(lin, [])),
     "equivariance_audit": (lambda: il.equivariance_audit(lin, zs, "0", P, "S_n"),
@@ -117,7 +115,7 @@ BAD = {
     "set_quotient_bounds": (lambda: il.set_quotient_bounds(zs, zs.tolist(), "1x0e + 1x1o"), lambda: il.set_quotient_bounds(zs, zs[:1], "1x0e + 1x1o")),
     "pairwise_set_quotient_bounds": (lambda: il.pairwise_set_quotient_bounds(zs, "1x0e + 1x1o", starts=1.5),
                                      lambda: il.pairwise_set_quotient_bounds(zs, "1x0e + 1x1o", starts=0)),
-    # issue 39 (item 2): label and basis check (more cases in tests/probes/test_basis.py)
+    # label and basis check (more cases in tests/audit/test_basis.py)
     "rotation_pairs": (lambda: il.rotation_pairs(lin, zs, 0), lambda: il.rotation_pairs(lin, zs, "0", n_elements=0)),
     "fit_basis": (lambda: il.fit_basis(zi.tolist(), zi, torch.eye(3).expand(3, 3, 3), "1x0e + 1x1o"),
                   lambda: il.fit_basis(zi, zi, torch.eye(3).expand(3, 3, 3), "2x1o")),
@@ -156,12 +154,14 @@ def test_old_module_paths_still_import():
     """Modules moved by the data-path layout stay importable under their old names for one release."""
     import importlib
 
-    from invlatent.rotations import ImageRotation
+    with pytest.warns(DeprecationWarning, match="ImageRotation"):
+        from invlatent.rotations import ImageRotation
 
     assert ImageRotation is il.ImageRotation
     moved = {"invlatent.frames": "pca_frame", "invlatent.relative": "gram_mds", "invlatent.streaming": "Chunked",
              "invlatent.diagnostics": "knn_agreement", "invlatent.orbits": "orbit_latents",
              "invlatent.sklearn": "InvariantProjector", "invlatent.chem": "tanimoto",
+             "invlatent.rotations": "rot90", "invlatent.budget": "t4_estimates",
              "invlatent.projections.sort": "sort_projection", "invlatent.projections.align": "align_to_template",
              "invlatent.projections.maxfilter": "MaxFilter", "invlatent.projections.reynolds": "ReynoldsProjection",
              "invlatent.projections.spectral": "bispectrum", "invlatent.projections.irreps": "complete_invariants"}

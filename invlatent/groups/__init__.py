@@ -28,15 +28,20 @@ Example
 """
 
 from .base import Group, check_group
+from .._fft_correlation import cyclic_max_inner
 from ._cyclic import Cyclic, CyclicFourier
 from ._image import ImageRotation
+from ._input_actions import PermuteNodes, RotatePositions
 from ._permutation import LazyPermutations, Permutation
+from ._product import Product
 from ._rotation import O3, SO3, rotation_group
 from ._sparse import permute_sparse, to_dense_nodes
 
 __all__ = [
+    # the protocol
     "Group",
     "check_group",
+    # actions on latents
     "Permutation",
     "LazyPermutations",
     "Cyclic",
@@ -44,13 +49,11 @@ __all__ = [
     "SO3",
     "O3",
     "ImageRotation",
+    "Product",
+    "cyclic_max_inner",
     "permute_sparse",
     "to_dense_nodes",
+    # actions on a model's inputs (graphs and point clouds)
+    "PermuteNodes",
+    "RotatePositions",
 ]
-
-# issue 29 (ownlib): input actions on graph inputs and the product group S_n x G
-from .._pyg_actions import PermuteNodes, RotatePositions  # noqa: E402
-from ._product import Product  # noqa: E402
-
-__all__ += ["RotatePositions", "PermuteNodes", "Product"]
-# end issue 29 (ownlib)

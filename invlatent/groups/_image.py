@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from .._validation import check_positive_int
-from ..rotations import _check_images, _per_image, turn
+from ..images._rotate import _check_images, _per_image, turn
 from .base import Group, check_batch_size, check_generator
 
 __all__ = ["ImageRotation"]

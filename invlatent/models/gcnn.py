@@ -31,7 +31,7 @@ over the group (max over the last axis), so the logits are invariant.
 Example
 -------
 >>> import torch
->>> from invlatent.rotations import rot90
+>>> from invlatent.images import rot90
 >>> net = GCNN(n_rotations=4, channels=(4, 8), latent_channels=8).eval()
 >>> x = torch.rand(2, 1, 28, 28)
 >>> z, z_rot = net.encode(x), net.encode(rot90(x, 1))
@@ -74,7 +74,7 @@ def filter_rotation_matrices(N: int, kernel_size: int, *, dtype=torch.float64) -
     ``M[r] @ psi.flatten()`` is the filter ``psi`` turned counter-clockwise by
     :math:`360^\circ r/N`: column :math:`q` of ``M[r]`` is the rotated :math:`q`-th pixel
     basis image. Quarter turns are built with ``torch.rot90`` (exact permutation matrices);
-    other angles with bilinear interpolation (:func:`invlatent.rotations.rotate`).
+    other angles with bilinear interpolation (:func:`invlatent.images.rotate`).
 
     Returns
     -------
@@ -442,7 +442,7 @@ def train_gcnn(
     r"""Train a classifier with Adam, a one-cycle schedule and cross-entropy; seeded (:func:`~invlatent.models._training.fit`).
 
     With ``augment=True`` every training image is turned by a fresh random angle in
-    :math:`[0^\circ, 360^\circ)` (:func:`invlatent.rotations.rotate`) each epoch, which teaches
+    :math:`[0^\circ, 360^\circ)` (:func:`invlatent.images.rotate`) each epoch, which teaches
     the angles between the :math:`N` exact rotations. Returns the result dict of
     :func:`~invlatent.models._training.fit` (``epochs``, ``final_loss``, ``final_accuracy``,
     ``seconds``, ``history``, ...) plus ``train_accuracy`` (= ``final_accuracy``) and ``augment``,

@@ -396,7 +396,7 @@ def decode_graphs(logits: Mapping[str, torch.Tensor], *, connected: bool = False
     disconnects) and joins the resulting fragments by a maximum spanning tree of the
     remaining gains, which Kruskal's rule over gains in decreasing order finds. It is a
     decoding rule, not valence repair: valences may still be exceeded (compare
-    :func:`invlatent.probes.valence_decode`). A Python loop over graphs.
+    :func:`invlatent.molecules.valence_decode`). A Python loop over graphs.
 
     Example
     -------

@@ -257,7 +257,7 @@ def node_features(model: torch.nn.Module, pos: torch.Tensor, numbers: torch.Tens
     r"""Node features of SevenNet's interaction blocks for padded molecules, batched.
 
     Molecules go through the model ``batch_size`` at a time (:func:`sevenn_batch`, then
-    :func:`invlatent.probes.capture_latents` with ``select="x"`` and ``stop=True``: the
+    :func:`invlatent.audit.capture_latents` with ``select="x"`` and ``stop=True``: the
     forward pass ends after the last requested block, so the energy and force heads and
     their autograd never run). Each block's flat ``(N, d)`` output is scattered back to the
     input's slots.

@@ -61,7 +61,7 @@ def orbit_latents(
     x : Tensor, shape ``(B, C, H, W)``
     n_angles : int
         :math:`G`; multiples of 90 degrees use :func:`torch.rot90` (exact), other angles
-        :func:`invlatent.rotations.rotate` (bilinear).
+        :func:`invlatent.images.rotate` (bilinear).
     offset : float or Tensor ``(B,)``
         :math:`\theta_0` in degrees (a per-image start angle, e.g. the unknown pose).
     batch_size : int
@@ -86,7 +86,7 @@ def orbit_latents(
 
 def _orbit_latents(encode, x: torch.Tensor, G: int, off: torch.Tensor, batch_size: int):
     """:func:`orbit_latents` of checked input; ``off`` (B,): start angles in degrees."""
-    from ..rotations import rot90, rotate
+    from ..images._rotate import rot90, rotate
 
     B = x.shape[0]
     exact = (360 % G == 0) and (360 // G) % 90 == 0 and bool((off % 90 == 0).all())

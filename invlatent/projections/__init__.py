@@ -32,6 +32,8 @@ from ._irrep_invariants import CompleteInvariants, IrrepNorms, complete_invarian
 from ._maxfilter import MaxFilter, max_filter
 from ._relative import GramMDSProjection, RelativeProjection, gram_mds, gram_mds_projection, relative_projection
 from ._reynolds import ReynoldsProjection, reynolds_projection
+from ._set_irreps import (GramInvariants, PooledCompleteInvariants, PooledIrrepNorms, PooledScalars, gram_invariants,
+                          pooled_complete_invariants, pooled_irrep_norms, pooled_scalars)
 from ._sort import LexSortProjection, SortProjection, lexsort_projection, sort_projection
 from ._spectral import Bispectrum, PowerSpectrum, bispectrum, power_spectrum
 from ._streaming import Chunked, StreamedProjections, project_in_chunks, project_stream
@@ -71,6 +73,16 @@ __all__ = [
     "gram_mds",
     "gram_mds_projection",
     "GramMDSProjection",
+    # sets of irreps under S_n x SO(3)
+    "pooled_scalars",
+    "PooledScalars",
+    "pooled_irrep_norms",
+    "PooledIrrepNorms",
+    "pooled_complete_invariants",
+    "PooledCompleteInvariants",
+    "gram_invariants",
+    "GramInvariants",
+    # streaming
     "project_in_chunks",
     "project_stream",
     "StreamedProjections",
@@ -86,11 +98,3 @@ def __getattr__(name: str):
     if f"{__name__}.{name}" in _dep.MOVED:
         return _dep.warn_moved(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-# issue 29 (ownlib): invariant projections of sets of irreps under S_n x SO(3)
-from ._set_irreps import (GramInvariants, PooledCompleteInvariants, PooledIrrepNorms, PooledScalars,  # noqa: E402
-                          gram_invariants, pooled_complete_invariants, pooled_irrep_norms, pooled_scalars)
-
-__all__ += ["pooled_scalars", "PooledScalars", "pooled_irrep_norms", "PooledIrrepNorms",
-            "pooled_complete_invariants", "PooledCompleteInvariants", "gram_invariants", "GramInvariants"]
-# end issue 29 (ownlib)

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from invlatent.data.mnist import load_mnist, stratified_order
-from invlatent.rotations import ImageRotation, disc_mask, random_angles, rot90, rotate
+from invlatent.groups import ImageRotation
+from invlatent.images import disc_mask, random_angles, rot90, rotate
 
 
 # ---------------------------------------------------------------- data

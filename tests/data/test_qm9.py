@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from invlatent.chem import canonical_smiles, generation_metrics, graphs_to_smiles
+from invlatent.molecules import canonical_smiles, generation_metrics, graphs_to_smiles
 from invlatent.data.qm9 import ATOM_TYPES, PROPERTIES, load_qm9, qm9_split
 
 N_SMALL = 300

@@ -18,7 +18,7 @@ from invlatent.models.gcnn import (
     rotate_group_features,
     train_gcnn,
 )
-from invlatent.rotations import rot90, rotate
+from invlatent.images import rot90, rotate
 
 TOL = 1e-5
 

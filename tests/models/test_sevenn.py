@@ -64,7 +64,7 @@ def test_matches_sevenn_own_input_path(model):
     from sevenn.atom_graph_data import AtomGraphData
     from sevenn.train.dataload import unlabeled_atoms_to_graph
 
-    from invlatent.probes import capture_latents
+    from invlatent.audit import capture_latents
 
     a = molecule("CH3CH2OH")
     d = AtomGraphData.from_numpy_dict(unlabeled_atoms_to_graph(a, 5.0, with_shift=False))

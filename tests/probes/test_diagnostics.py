@@ -6,7 +6,7 @@ import torch
 from invlatent import (Cyclic, MaxFilter, Permutation, ReynoldsProjection, ambiguity_index,
                        equivariance_error, invariance_error, pairwise_quotient_distance, retention,
                        sort_projection)
-from invlatent.diagnostics import distance_correlation, knn_agreement
+from invlatent.probes import distance_correlation, knn_agreement
 
 
 

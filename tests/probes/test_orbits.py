@@ -5,7 +5,7 @@ import torch
 
 import invlatent
 from invlatent.models.cnn import CNN
-from invlatent.orbits import orbit_latents, orbit_spread, view_correlation
+from invlatent.probes import orbit_latents, orbit_spread, view_correlation
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from invlatent import SO3, invariance_error
-from invlatent.frames import (
+from invlatent.projections import (
     FrameAveraging,
     LatentFrameCanonicalization,
     PCACanonicalization,

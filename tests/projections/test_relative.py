@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from invlatent import SO3, O3, invariance_error
-from invlatent.relative import GramMDSProjection, RelativeProjection, gram_mds, gram_mds_projection, relative_projection
+from invlatent.projections import GramMDSProjection, RelativeProjection, gram_mds, gram_mds_projection, relative_projection
 
 IRREPS = "3x0e + 4x1o + 1x2e"
 

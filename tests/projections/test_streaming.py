@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import invlatent
-from invlatent.streaming import Chunked, project_in_chunks
+from invlatent.projections import Chunked, project_in_chunks
 
 
 @pytest.mark.parametrize("chunk", [1, 7, 100, 1000])

@@ -46,7 +46,7 @@ def recall(Z: np.ndarray, queries, found: np.ndarray, edge: np.ndarray) -> float
 def codes():
     """The shipped c = 4 graph VAE's posterior means of 1,200 QM9 molecules, padded nodes zero."""
     import invlatent
-    from invlatent.probes._shipped_vae import load_shipped_graph_vae
+    from invlatent.book import load_shipped_graph_vae
 
     vae, _ = load_shipped_graph_vae(4)
     data = invlatent.load_qm9(limit=1200).dense()

@@ -272,7 +272,7 @@ ORBIT_IRREPS = [
     "32x0e + 8x1o + 4x2e",              # chapter 6: E3NNEncoder's hidden irreps
     "128x0e+64x1e+32x2e",               # chapter 7: SevenNet-0's node features
     "1x0e + 2x1o + 1x3o",               # l = 3 with vectors (tests/test_device_paths.py)
-    "2x0e + 2x1o + 1x2e + 2x3o + 1x4e",  # l <= 4 (tests/probes/test_basis.py)
+    "2x0e + 2x1o + 1x2e + 2x3o + 1x4e",  # l <= 4 (tests/audit/test_basis.py)
 ]
 
 

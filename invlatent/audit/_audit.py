@@ -183,7 +183,7 @@ def equivariance_audit(model: nn.Module, inputs, layers, input_group, latent_gro
     For each of ``n_elements`` random elements ``g = input_group.sample(...)`` (one element for a
     graph input; ``B`` elements for a tensor input ``(B, ...)``), the layers' latents of
     ``model(input_group.act(g, inputs))`` are compared with the latent action applied to those of
-    ``model(inputs)`` (captured with :class:`~invlatent.probes.LatentCapture`, ``stop=True``):
+    ``model(inputs)`` (captured with :class:`~invlatent.audit.LatentCapture`, ``stop=True``):
     :math:`e_\ell(g) = \lVert h_\ell(g x) - \rho_\ell(g) h_\ell(x)\rVert / \lVert h_\ell(x)\rVert`.
 
     **Precision.** With ``dtype=torch.float64`` a deep copy of the model and the floating tensors
@@ -215,7 +215,7 @@ def equivariance_audit(model: nn.Module, inputs, layers, input_group, latent_gro
         The action on each layer's latent; a group acts row-wise or on the latent as one set (see
         :func:`act_on_latent`).
     select : None, str or callable
-        How to read a tensor from a layer's output (as in :func:`~invlatent.probes.capture_latents`).
+        How to read a tensor from a layer's output (as in :func:`~invlatent.audit.capture_latents`).
     n_elements : int
     generator : torch.Generator or int seed
     dtype : torch.float64 or torch.float32

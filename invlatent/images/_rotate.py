@@ -39,7 +39,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ._validation import check_tensor, describe
+from .. import _deprecated
+from .._validation import check_tensor, describe
 
 __all__ = ["rot90", "rotate", "turn", "disc_mask", "random_angles"]
 
@@ -230,19 +231,12 @@ def turn(x: torch.Tensor, k: int | torch.Tensor, N: int) -> torch.Tensor:
         if (4 * k) % N == 0:
             return rot90(x, (4 * k) // N)
         return rotate(x, 360.0 * k / N)
-    k = k % N
-    if bool(((k * 4) % N == 0).all()):
-        return rot90(x, (k * 4) // N)
-    return rotate(x, (k.to(torch.float64) * (360.0 / N)).to(x.dtype))
+    kt = torch.as_tensor(k) % N
+    if bool(((kt * 4) % N == 0).all()):
+        return rot90(x, (kt * 4) // N)
+    return rotate(x, (kt.to(torch.float64) * (360.0 / N)).to(x.dtype))
 
 
-def __getattr__(name):  # ImageRotation moved to invlatent.groups (kept importable from here for one release)
-    if name == "ImageRotation":
-        import warnings
-
-        from .groups._image import ImageRotation
-
-        warnings.warn("invlatent.rotations.ImageRotation is deprecated: use invlatent.ImageRotation "
-                      "(invlatent.groups.ImageRotation)", DeprecationWarning, stacklevel=2)
-        return ImageRotation
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def __getattr__(name: str):
+    """``ImageRotation`` under the old module path ``invlatent.rotations`` (one release, with a warning)."""
+    return _deprecated.moved_attribute("invlatent.rotations", name)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from invlatent.probes._separation import embed_2d, probe_accuracy, silhouette
+from invlatent.book import embed_2d, probe_accuracy, silhouette
 
 
 def blobs(n_per=30, k=3, d=4, spread=0.3, seed=0):

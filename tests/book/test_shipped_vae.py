@@ -5,7 +5,7 @@ import torch
 
 from invlatent import Permutation
 from invlatent.models.graph_vae import permute_graphs
-from invlatent.probes._shipped_vae import load_shipped_graph_vae
+from invlatent.book import load_shipped_graph_vae
 
 
 def random_graphs(B=4, n=9, seed=0):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from invlatent.probes import automorphism_twins, disconnected, wl_hashes
+from invlatent.book import automorphism_twins, disconnected, wl_hashes
 
 
 def random_graphs(B, n, seed, p=0.35):

@@ -449,12 +449,12 @@ def rotation_pairs(model, inputs, layer: str, *, input_group=None, n_elements: i
     For each element :math:`g_k` of ``input_group.sample`` (by default
     :class:`~invlatent.groups.RotatePositions` with ``improper=True``: rotations and inversions, so
     that parity is tested), the layer's latent ``(N, dim)`` is captured on :math:`x` and on
-    :math:`g_k x` (as :func:`~invlatent.probes.equivariance_audit` does, ``stop=True``).
+    :math:`g_k x` (as :func:`~invlatent.audit.equivariance_audit` does, ``stop=True``).
 
     Parameters
     ----------
     model, inputs, select, forward
-        As in :func:`~invlatent.probes.equivariance_audit`.
+        As in :func:`~invlatent.audit.equivariance_audit`.
     layer : str
         One name from ``model.named_modules()``; its latent must be a tensor ``(N, dim)``.
     input_group : optional
@@ -491,7 +491,7 @@ def rotation_pairs(model, inputs, layer: str, *, input_group=None, n_elements: i
 
     from torch import nn
 
-    from .._pyg_actions import RotatePositions
+    from ..groups._input_actions import RotatePositions
     from ._audit import _cast, _gen, _model_dtype, _run, _sample
     from ._capture import _check_layers, _check_select
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from sklearn.linear_model import LinearRegression, Ridge
 
-from invlatent.probes import map_r2, pooled_invariants, regression_scores
+from invlatent.book import map_r2, pooled_invariants, regression_scores
 
 
 def test_pooled_invariants_ignore_order_and_padding():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from invlatent.chem import VALENCE, canonical_smiles, graphs_to_smiles, valence_decode
+from invlatent.molecules import VALENCE, canonical_smiles, graphs_to_smiles, valence_decode
 from invlatent.data.qm9 import load_qm9
 from invlatent.models.graph_vae import decode_graphs
 
@@ -95,7 +95,7 @@ def test_empty_graph_keeps_one_node_and_bad_input():
 
 
 def test_tanimoto():
-    from invlatent.chem import tanimoto
+    from invlatent.molecules import tanimoto
 
     v = tanimoto(["CCO", "c1ccccc1", "CCO", None, "not a smiles"], ["CCO", "C1=CC=CC=C1", "CCCCCCCCF", "C", "C"])
     assert v[0] == 1.0 and v[1] == 1.0               # identical; Kekulé form = aromatic form

@@ -1,7 +1,7 @@
 r"""Input actions for models on graphs and point clouds: rotate positions, permute nodes.
 
 These act on a model's *input* (a PyG ``Data``/``Batch``, or a plain dict with ``"pos"``,
-``"edge_index"``, ``"batch"`` keys) so that :func:`~invlatent.probes.equivariance_audit` can
+``"edge_index"``, ``"batch"`` keys) so that :func:`~invlatent.audit.equivariance_audit` can
 compare a model's latents on :math:`g\cdot x` with :math:`\rho(g)` applied to its latents on
 :math:`x`.
 
@@ -32,8 +32,8 @@ from collections.abc import Mapping
 
 import torch
 
-from ._validation import check_tensor, describe
-from .groups.base import check_batch_size, check_generator
+from .._validation import check_tensor, describe
+from .base import check_batch_size, check_generator
 
 __all__ = ["RotatePositions", "PermuteNodes"]
 
@@ -135,7 +135,7 @@ class RotatePositions:
                data=None) -> torch.Tensor:
         """``B`` Haar-random rotations ``(B, 3, 3)`` (elements of O(3) if ``improper``); ``data`` is
         accepted for a common signature and unused."""
-        from .groups._rotation import O3, SO3
+        from ._rotation import O3, SO3
 
         return (O3 if self.improper else SO3)("1o").sample(B, generator=generator, device=device, dtype=dtype)
 

@@ -81,7 +81,7 @@ def path_scores(smiles: Sequence[str | None], pair: torch.Tensor, t: torch.Tenso
     Returns arrays of shape (P,): ``step_validity``, ``all_valid``, ``d_heavy_atoms``,
     ``d_rings``, ``d_logp`` (change per unit length), ``sim_nearer_end`` and ``n_inner``.
     """
-    from ._chem import tanimoto
+    from ..molecules._chem import tanimoto
 
     pair, t = pair.cpu().numpy(), t.cpu().numpy()
     P = len(length)

@@ -8,7 +8,7 @@ import torch
 
 from invlatent.groups import Permutation
 from invlatent.models.graph_vae import GraphVAE
-from invlatent.probes import decode_lines, path_table, three_lines, window_all_valid
+from invlatent.book import decode_lines, path_table, three_lines, window_all_valid
 from invlatent.quotient import quotient_distance
 
 

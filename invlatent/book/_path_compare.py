@@ -9,9 +9,9 @@ Between molecules :math:`a` and :math:`b` an equivariant encoder allows three st
 
 :func:`three_lines` builds their ends and the common step length (a tenth of the median
 aligned length, this book's choice); :func:`decode_lines` cuts every line into equal steps
-(:func:`~invlatent.probes.equal_step_paths`), decodes each point with the model's argmax
+(:func:`~invlatent.book.equal_step_paths`), decodes each point with the model's argmax
 (and, as a second view, with valence-constrained decoding) and scores each path
-(:func:`~invlatent.probes.path_scores`); :func:`path_table` shows the means with their 95%
+(:func:`~invlatent.book.path_scores`); :func:`path_table` shows the means with their 95%
 intervals. :func:`window_all_valid` is the length-matched control: a shorter path has fewer
 steps that can fail, so it asks how often a run of consecutive steps *as long as another
 path* is valid throughout.
@@ -77,14 +77,14 @@ def decode_lines(model, za: torch.Tensor, ends_b: Mapping[str, torch.Tensor], st
     ``model`` has ``decode(z) -> logits`` (a :class:`~invlatent.models.graph_vae.GraphVAE`);
     ``ends`` are the canonical SMILES of the encoded molecules ``(a, b)``. Returns
     ``(results, decoded)``: ``results[name]`` the (P,) arrays of
-    :func:`~invlatent.probes.path_scores` plus ``length`` and ``sim_valence`` (similarity to
+    :func:`~invlatent.book.path_scores` plus ``length`` and ``sim_valence`` (similarity to
     the nearer end of the valence-decoded steps); ``decoded[name] = (smiles, pair, t)`` of
     every point of the argmax decode, ``pair`` and ``t`` on the CPU (beside the SMILES they
     describe, whatever the device of the codes).
     """
     from ..models.graph_vae import decode_graphs
     from ..utils import in_batches
-    from ._chem import graphs_to_smiles, valence_decode
+    from ..molecules._chem import graphs_to_smiles, valence_decode
     from ._molecule_paths import equal_step_paths, path_scores
 
     def smiles_of(points, valence=False):
@@ -104,7 +104,7 @@ def decode_lines(model, za: torch.Tensor, ends_b: Mapping[str, torch.Tensor], st
 
 def path_table(results: Mapping[str, Mapping[str, np.ndarray]], rows: Mapping[str, str] = PATH_ROWS):
     """A DataFrame of ``"mean ± half-width"`` (normal 95% interval over pairs,
-    :func:`~invlatent.probes.mean_ci`): one row per score of ``rows``, one column per line."""
+    :func:`~invlatent.book.mean_ci`): one row per score of ``rows``, one column per line."""
     import pandas as pd
 
     from ._molecule_paths import mean_ci

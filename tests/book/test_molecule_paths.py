@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from invlatent.probes import equal_step_paths, mean_ci, path_scores
+from invlatent.book import equal_step_paths, mean_ci, path_scores
 
 
 def test_equal_steps_are_at_most_step_apart_and_hit_both_ends():

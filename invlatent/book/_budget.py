@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .utils import in_batches
+from ..utils import in_batches
 
 __all__ = ["BUDGET", "COLAB", "T4", "Step", "estimate", "chapter_steps", "t4_estimates"]
 
@@ -172,7 +172,7 @@ def _tsne(n: int) -> float:
 
 
 def _qm9_split() -> dict:
-    from .data.qm9 import qm9_split
+    from ..data.qm9 import qm9_split
 
     return qm9_split(QM9_MOLECULES, seed=0)
 
@@ -315,7 +315,7 @@ MODELS: dict[str, tuple[Callable[[dict], list[Step]], bool]] = {
 def chapter_steps(chapter: str | os.PathLike) -> list[Step] | None:
     """The counted work of one chapter at the ``gpu`` profile, from its own sizes (``None``
     for a chapter without a cost model here). Full MNIST is assumed available (Colab)."""
-    from .profiles import profile_values
+    from ..profiles import profile_values
 
     path = Path(chapter)
     if path.stem not in MODELS:

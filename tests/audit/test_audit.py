@@ -9,7 +9,7 @@ import torch
 
 from invlatent._irreps import float64_default
 from invlatent.groups import SO3, PermuteNodes, Permutation, RotatePositions
-from invlatent.probes import equivariance_audit, plot_equivariance_audit
+from invlatent.audit import equivariance_audit, plot_equivariance_audit
 
 matplotlib.use("Agg")
 

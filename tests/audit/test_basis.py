@@ -20,7 +20,7 @@ from e3nn import o3
 
 from invlatent._irreps import float64_default
 from invlatent.groups import O3, RotatePositions
-from invlatent.probes import BasisFit, diagnose_basis, equivariance_audit, fit_basis, rotation_pairs
+from invlatent.audit import BasisFit, diagnose_basis, equivariance_audit, fit_basis, rotation_pairs
 
 SH = o3.Irreps("1x0e + 1x1o + 1x2e + 1x3o + 1x4e")
 SH_OUT = o3.Irreps("2x0e + 2x1o + 1x2e + 2x3o + 1x4e")

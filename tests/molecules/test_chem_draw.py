@@ -3,7 +3,7 @@ import pytest
 
 pytest.importorskip("rdkit")
 
-from invlatent.probes import draw_molecules
+from invlatent.molecules import draw_molecules
 
 
 def test_invalid_cells_are_outlined_and_labelled_valid_cells_untouched():

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from invlatent.probes import LatentCapture, capture_latents
+from invlatent.audit import capture_latents, LatentCapture
 
 
 def load_toy():

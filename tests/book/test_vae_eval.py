@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from invlatent.models.graph_vae import GraphVAE
-from invlatent.probes import book_vae_settings, curve_flatness, load_book_vae, step_flops
+from invlatent.book import book_vae_settings, curve_flatness, load_book_vae, step_flops
 
 
 def tiny_data(M=16):
