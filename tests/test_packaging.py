@@ -171,8 +171,9 @@ def test_package_has_no_network_at_import():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
-PUBLIC_SUBPACKAGES = ("invlatent.groups", "invlatent.projections", "invlatent.quotient", "invlatent.probes",
-                      "invlatent.models", "invlatent.data")
+PUBLIC_SUBPACKAGES = ("invlatent.groups", "invlatent.audit", "invlatent.projections", "invlatent.quotient",
+                      "invlatent.probes", "invlatent.molecules", "invlatent.images", "invlatent.models",
+                      "invlatent.data", "invlatent.book")
 
 
 def _api_page_members() -> dict[str, object]:
