@@ -188,3 +188,14 @@ def test_node_features_rejects_bad_layers(model, check_set):
         node_features(model, *check_set, layers="euclidean_transformers.7")
     with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
         transformer_layers("so3lr")
+
+
+def test_fitted_basis_is_one_rotation_of_the_frame(fitted):
+    """Q_1 is the cyclic axis permutation P (a rotation) and every Q_l is e3nn's D^l(P): SO3LR's
+    Euclidean features are e3nn features of the molecule in a frame turned by P."""
+    from e3nn import o3
+
+    P = fitted.blocks[0].Q
+    assert abs(float(torch.det(P)) - 1) < 1e-6
+    for b in fitted.blocks:
+        assert float((b.Q - o3.Irrep(b.l, 1).D_from_matrix(P)).abs().max()) < 1e-5, b.irreps
