@@ -13,6 +13,8 @@ time over wall time) and keeps its neighbour lists under ``--cache`` for the rec
 * ``approx N --index hnsw`` -- :class:`invlatent.quotient.QuotientIndex`, build + search; recall@10
   against the exact lists of the same ``N`` when cached, else against the exact flat index on
   ``--queries`` sampled queries;
+* ``sliced --set S`` -- exact 10-NN of a real set by ``quotient_knn(method="sliced")``, checked
+  against the independent brute force on sampled queries;
 * ``codes C`` -- the shipped graph VAE with ``C`` channels encodes the whole QM9 (posterior means,
   batched); exact search and the FAISS flat index (``C = 1``: identical lists by isometry)
   and HNSW on the codes.
@@ -72,7 +74,7 @@ def latents(kind: str, N: int):
 
 def qm9_codes(c: int, batch: int = 2048):
     """Posterior means ``(M, 9, c)`` of the shipped VAE for every QM9 molecule, and the masks."""
-    from invlatent.probes._shipped_vae import load_shipped_graph_vae
+    from invlatent.book import load_shipped_graph_vae
     from invlatent.utils import in_batches
 
     vae, _ = load_shipped_graph_vae(c)
@@ -256,6 +258,43 @@ def run_real(name: str, index: str, queries: int, opts: dict, first: int | None 
     save(f"real_{name}_{index}", rec)
 
 
+def run_sliced(name: str, queries: int, first: int | None = None) -> None:
+    """Exact 10-NN of every latent of a real set by ``quotient_knn(method="sliced")`` (sliced sort
+    bounds in matrix products, exact assignment for the pairs kept), checked against the
+    independent brute force of ``benchmarks/knn_real.py`` on ``queries`` sampled queries: recall
+    by distance, the share of identical index lists, the largest distance difference; for the
+    million set, whether every latent's 7 orbit-mates come first and their largest distance."""
+    import knn_real
+
+    Z, mask, data = real_set(name)
+    if first:
+        if data is not None:
+            raise ValueError("--n is for the QM9 sets")
+        Z, mask, name = Z[:first], mask[:first], f"{name}_first{first}"
+    N = len(Z)
+    st = {}
+    (d, i), rec = measure(lambda: quotient_knn(Z, K, Permutation(), mask=mask, method="sliced", stats=st,
+                                               workers=WORKERS))
+    q = knn_real.sample_queries(N, queries)
+    t0 = time.perf_counter()
+    if data is None:
+        ref = knn_real.reference(name, Z.numpy(), q, K)
+        edge = ref["d"][:, -1]
+        rec["identical_lists_share"] = float((i[q].numpy() == ref["i"]).all(1).mean())
+        rec["max_abs_sq_distance_difference"] = float(np.abs(d[q].numpy() ** 2 - ref["d"]).max())
+    else:
+        edge = knn_real.million_truth(data, q, K)
+    per = knn_real.recall_at_k(Z.numpy(), q, i[q].numpy(), np.repeat(edge[:, None], K, 1))
+    rec.update(set=name, N=N, k=K, method="sliced", stats=st, recall_at_10=float(per.mean()),
+               recall_queries=len(q), recall_check_s=time.perf_counter() - t0,
+               recall_reference="independent brute force (knn_real.brute_knn) on sampled queries")
+    if data is not None:  # orbit-mates first, at distance 0
+        mates = data["molecule"][i[:, :7].numpy()] == data["molecule"][:, None]
+        rec["orbit_mates_first_share"] = float(mates.all(1).mean())
+        rec["orbit_mates_max_distance"] = float(d[:, :7][torch.from_numpy(mates)].max())
+    save(f"sliced_{name}", rec)
+
+
 def run_embeddings(name: str, queries: int) -> None:
     """How well each embedding orders the true neighbours: for ``queries`` sampled queries of a
     real set, the share of the exact 10 nearest (independent brute force) among the ``k'`` nearest
@@ -290,7 +329,8 @@ def run_embeddings(name: str, queries: int) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=["exact", "random", "approx", "recall", "codes", "real", "embeddings"])
+    ap.add_argument("what", choices=["exact", "random", "approx", "recall", "codes", "real", "embeddings",
+                                        "sliced"])
     ap.add_argument("--set", default="qm9_c4", choices=REAL_SETS, help="real: which set")
     ap.add_argument("--target-recall", type=float, default=None, help="real: QuotientIndex(target_recall=)")
     ap.add_argument("size", type=int, nargs="?", default=0, help="N (exact, random, approx) or channels c (codes)")
@@ -325,6 +365,8 @@ def main(argv=None) -> int:
         if args.k_factor != ap.get_default("k_factor"):
             opts["k_factor"] = args.k_factor
         run_real(args.set, args.index, args.queries or 1000, opts, args.n)
+    elif args.what == "sliced":
+        run_sliced(args.set, args.queries or 1000, args.n)
     elif args.what == "embeddings":
         run_embeddings(args.set, args.queries or 300)
     elif args.what == "recall":

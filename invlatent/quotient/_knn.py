@@ -534,6 +534,17 @@ def quotient_knn(Z: torch.Tensor, k: int, group, mask: torch.Tensor | None = Non
     by the exact distance) with ``index_options``: approximate for ``"ivf"``/``"hnsw"``, exact
     for the default ``"flat"`` index. It needs ``pip install 'invlatent[fast]'``.
 
+    ``method="sliced"`` (:class:`~invlatent.groups.Permutation`, real latents) is exact too, for
+    latents without cluster structure such as an encoder's codes, where the cluster bounds of
+    ``"exact"`` prune little: every pair is bounded by the largest of ``B = 8`` sliced sort bounds
+    :math:`\sum_j \lVert\operatorname{sort}(Xu_j) - \operatorname{sort}(Yu_j)\rVert^2
+    \le d(X, Y)^2` (one for each random orthonormal basis :math:`(u_j)` of the channels), ``B``
+    float32 matrix products per tile of pairs, and only pairs whose bound does not exceed the
+    current ``k``-th exact distance get the assignment (module ``invlatent.quotient._sliced_exact``,
+    which has the proof). Latents that are one point of the quotient are searched once. Its cost
+    is about :math:`8 N^2 nc` multiply-adds plus the pairs kept, whatever the data; its memory
+    about :math:`10 N n c \cdot 4` bytes plus 64 MiB per worker (``memory_budget`` is not used).
+
     Parameters
     ----------
     Z : Tensor, shape ``(N, n, c)`` for :class:`~invlatent.groups.Permutation`, else ``(N, *latent_shape)``
@@ -542,7 +553,7 @@ def quotient_knn(Z: torch.Tensor, k: int, group, mask: torch.Tensor | None = Non
     mask : BoolTensor, shape ``(N, n)``, optional
         Real nodes (:class:`~invlatent.groups.Permutation` only); padded rows count as zero nodes,
         as in :class:`~invlatent.projections.MaxFilter`.
-    method : ``"exact"`` or ``"faiss"``
+    method : ``"exact"``, ``"sliced"`` or ``"faiss"``
     memory_budget : int
         Bytes of working memory (default :data:`DEFAULT_MEMORY_BUDGET`, 1 GiB; at least 1 MiB).
     block_size : int
@@ -605,10 +616,12 @@ def quotient_knn(Z: torch.Tensor, k: int, group, mask: torch.Tensor | None = Non
         first_candidates = max(2 * k, k + 8)
     if first_candidates < k:
         raise ValueError(f"first_candidates must be >= k = {k}, got {first_candidates}")
-    if method not in ("exact", "faiss"):
-        raise ValueError(f"method must be 'exact' or 'faiss', got {describe(method)}")
+    if method not in ("exact", "faiss", "sliced"):
+        raise ValueError(f"method must be 'exact', 'sliced' or 'faiss', got {describe(method)}")
     if index_options is not None and method != "faiss":
         raise ValueError("index_options is only used with method='faiss'")
+    if method == "sliced":
+        return _sliced(Z, k, group, mask, first_candidates, solver, stats, workers)
     if method == "faiss":
         if type(group).knn is Group.knn:  # only groups with an embedding search (Permutation) take it
             raise ValueError(f"method='faiss' needs the group Permutation() (sort embedding), got {group!r}")
@@ -622,3 +635,23 @@ def quotient_knn(Z: torch.Tensor, k: int, group, mask: torch.Tensor | None = Non
                      solver=solver, stats=stats, memory_budget=memory_budget, **extra)
 
 
+
+
+def _sliced(Z, k, group, mask, first, solver, stats, workers):
+    """``quotient_knn(method="sliced")``: :func:`invlatent.quotient._sliced_exact.sliced_exact_knn`."""
+    from ..groups import Permutation
+    from .._validation import check_mask
+    from ._sliced_exact import sliced_exact_knn
+
+    if not isinstance(group, Permutation):
+        raise ValueError(f"method='sliced' needs the group Permutation(), got {group!r}")
+    if Z.is_complex():
+        raise TypeError(f"method='sliced' needs real latents Z, got {Z.dtype}")
+    Z64 = Z.detach().to(device="cpu", dtype=torch.float64)
+    if not bool(torch.isfinite(Z64).all()):
+        raise ValueError("Z must be finite for method='sliced' (it has NaN or inf entries)")
+    if mask is not None:
+        check_mask(mask, Z, z_name="Z")
+        Z64 = Z64.masked_fill(~mask.to("cpu")[..., None], 0)
+    d2, i = sliced_exact_knn(Z64, k, first=first, solver=solver, workers=workers, stats=stats)
+    return d2.clamp_min(0).sqrt().to(device=Z.device, dtype=Z.dtype), i.to(Z.device)
