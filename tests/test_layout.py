@@ -95,3 +95,12 @@ def test_top_level_groups_the_path():
     assert where == sorted(where)
     for s in steps:
         importlib.import_module(s)
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: str(p.relative_to(ROOT / "book")))
+def test_every_included_file_exists(chapter):
+    """A ``literalinclude`` of a moved file is a build warning, so it fails here first."""
+    text = chapter.read_text()
+    paths = re.findall(r"^`{3,}\{literalinclude\} (\S+)", text, flags=re.M)
+    missing = [p for p in paths if not (chapter.parent / p).resolve().is_file()]
+    assert not missing, f"{chapter.name} includes files that do not exist: {missing}"
