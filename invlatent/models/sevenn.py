@@ -329,7 +329,7 @@ def _feature_batches(model, pos, numbers, mask, layers, batch_size, cutoff, devi
     """Yield ``(rows, mask, {layer: z})`` per batch of molecules: ``rows`` a slice of the
     molecules, ``mask`` ``(b, n)`` and the dense float32 ``z`` ``(b, n, d)`` (zero in padding)
     on ``device``, where the model ran. Nothing is kept between batches."""
-    from ..probes import capture_latents
+    from ..audit import capture_latents
     from ..utils import progress
 
     B = pos.shape[0]

@@ -366,7 +366,7 @@ def node_features(model: torch.nn.Module, pos: torch.Tensor, numbers: torch.Tens
 def _capture(model, layers, data) -> dict[str, torch.Tensor]:
     """``{layer: cat(h, chi) (N, 152)}`` captured with hooks, the forward pass stopped after the
     last layer (no forces)."""
-    from .. import LatentCapture
+    from ..audit import LatentCapture
 
     with LatentCapture(model, layers, select=lambda o: torch.cat([o[0], o[1]], dim=-1), stop=True) as cap:
         so3lr_forward(model, data)
