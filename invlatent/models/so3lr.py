@@ -73,13 +73,12 @@ __all__ = [
 
 #: The optional extra that provides ``so3krates_torch`` (``pip install 'invlatent[so3lr]'``).
 EXTRA = "so3lr"
-_MODULES = ("so3krates_torch",)
 #: Elements the model embeds: one-hot over atomic numbers 1..118 (so3krates' ``z_table``).
 _NUM_ELEMENTS = 118
 
 
 def _require(what: str) -> None:
-    require(EXTRA, what, _MODULES)
+    require(EXTRA, what)  # the modules of invlatent._extras.EXTRAS["so3lr"]
 
 
 def load_so3lr(device: str | torch.device = "cpu") -> torch.nn.Module:
