@@ -683,3 +683,43 @@ def knn_embeddings(knn: dict[str, dict], name: str = "embeddings_qm9_c4") -> pd.
     rows = [{"embedding": label, "dims": e["dims"], **{f"top {kp}": v for kp, v in e["share_of_true_10_in_top"].items()}}
             for label, e in emb.items()]
     return pd.DataFrame(rows)
+
+
+KNN_SLICED_FORMAT = {"N": "{:,}", "classes": "{:,}", "seconds": "{:,.1f}", "CPU s": "{:,.1f}",
+                     "peak GB": "{:.2f}", "recall@10": "{:.4f}", "identical lists": "{:.4f}",
+                     "kept / query": "{:,.0f}", "exact / query": "{:,.1f}", "solver / query": "{:.2f}",
+                     "load": "{:.1f}"}
+
+
+def knn_sliced(knn: dict[str, dict], tag: str = "") -> pd.DataFrame:
+    """Exact 10-NN of the real sets by ``quotient_knn(method="sliced")``: one row per
+    ``sliced_<set><tag>`` run of ``bench_knn_scale.py sliced``, in the order of :data:`REAL_SETS`.
+
+    Columns: set, N, classes (distinct points of the quotient, searched once), seconds (wall, the
+    whole search), CPU s, peak GB (resident, the whole process), recall@10 (on 1,000 sampled
+    queries against the independent brute force), identical lists (share of those queries whose
+    list equals the brute force's index for index; ``nan`` for the million, whose reference is
+    its orbit structure), kept / query (pairs whose sliced bound did not exceed the running
+    ``k``-th distance), exact / query (pairs that got the exact distance after the float32 dual
+    bound), solver / query (of those, the ones that needed the assignment solver), load (1-minute
+    load average at the start).
+    """
+    rows = []
+    for name, r in knn.items():
+        if not name.startswith("sliced_") or not name.endswith(tag):
+            continue
+        set_name = name[len("sliced_"):len(name) - len(tag)] if tag else name[len("sliced_"):]
+        if set_name not in REAL_SETS:
+            continue
+        st, N = r["stats"], r["N"]
+        rows.append({"set": REAL_SETS[set_name], "N": N, "classes": st["classes"], "seconds": r["seconds"],
+                     "CPU s": r["seconds"] * r["cpu_over_wall"], "peak GB": r["peak_rss_MB"] / 1024,
+                     "recall@10": r["recall_at_10"], "identical lists": r.get("identical_lists_share", np.nan),
+                     "kept / query": st["kept_pairs"] / st["classes"],
+                     "exact / query": st["exact_pairs"] / st["classes"],
+                     "solver / query": st["solver_pairs"] / st["classes"],
+                     "load": r["loadavg_before"][0], "_order": list(REAL_SETS).index(set_name)})
+    if not rows:
+        return pd.DataFrame(columns=["set", *KNN_SLICED_FORMAT])
+    out = pd.DataFrame(rows).sort_values("_order").drop(columns="_order")
+    return out.reset_index(drop=True)

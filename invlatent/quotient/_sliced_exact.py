@@ -38,7 +38,7 @@ The search (:func:`sliced_exact_knn`):
    ``first`` nearest by the bound give an upper bound :math:`u_q` on its ``k``-th distance;
 2. then every target, ``chunk`` at a time: a pair is kept only where
    :math:`\mathrm{LB}^2 \le u_q` plus a round-off margin; kept pairs get the exact distance
-   (:func:`~invlatent.quotient._knn.exact_sq`; where the nodes do not have distinct nearest
+   (:func:`~invlatent.quotient._kernels.exact_sq`; where the nodes do not have distinct nearest
    nodes, its assignment-dual bound skips the solver when it already exceeds :math:`u_q`), the
    ``k`` best so far are kept (ties by the smaller index) and :math:`u_q` falls to their ``k``-th;
 3. every pair left out has :math:`d^2 \ge \mathrm{LB}^2 > u_q \ge` the final ``k``-th distance,
@@ -67,7 +67,7 @@ import time
 import torch
 
 from .._threads import default_workers, map_blocks
-from ._knn import _MARGIN, _kmeans, _select_by_index, exact_sq
+from ._kernels import _MARGIN, _kmeans, _select_by_index, exact_sq
 
 __all__ = ["sliced_exact_knn", "quotient_classes"]
 
@@ -76,7 +76,7 @@ _BASES = 8
 #: Queries per block (a cluster of the bound's embedding, split beyond twice this).
 _LEAF = 256
 #: Targets of the nearest clusters searched first (they set the first upper bounds).
-_HOOD = 4096
+_HOOD = 16384
 #: Targets per tile of bounds (memory: two float32 ``(block, chunk)`` tiles per worker).
 _CHUNK = 8192
 #: Targets per float32 product of the bound (its tile, ``_ROWS x block``, stays in cache).
@@ -127,7 +127,7 @@ def quotient_classes(Z64: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _dual32(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     r"""Lower bound ``(P,)`` of the squared quotient distance of float32 pairs given channel-major,
     ``A, B (c, n, P)`` (node ``i`` of pair ``p``'s query: ``A[:, i, p]``): the larger of the two
-    assignment duals of :func:`~invlatent.quotient._knn._dual_of_costs`
+    assignment duals of :func:`~invlatent.quotient._kernels._dual_of_costs`
     (:math:`u_i = \min_l C_{il}`, :math:`v_l = \min_i (C_{il} - u_i)`, :math:`\sum u + \sum v`, and
     the same with rows and columns swapped), from float32 costs
     :math:`C_{il} = |a_i|^2 + |b_l|^2 - 2\langle a_i, b_l\rangle`, laid out ``(l, i, P)`` so that
@@ -179,7 +179,7 @@ def _core(X: torch.Tensor, k: int, B: int, seed: int, first: int, workers: int, 
     tau = 4 * (D + 8) * _U
     ntm = (nrm * (1 - tau)).float()
     XT = X.float().transpose(1, 2).reshape(M, c * n)  # channel-major rows for the float32 dual
-    tau_d = 4 * n * (2 * c + 9) * _U  # > the float32 dual's round-off, n (6c + 30) u (|x|^2 + |y|^2)  # |y|^2 (1 - tau): the bound less its margin, per target
+    tau_d = 4 * n * (2 * c + 9) * _U  # > the float32 dual's round-off, n (6c + 30) u (|x|^2 + |y|^2)
     # clusters of the bound's embedding: which queries go together, and which targets come first
     K = max(1, -(-M // _LEAF))
     t0 = time.perf_counter()
@@ -188,9 +188,22 @@ def _core(X: torch.Tensor, k: int, B: int, seed: int, first: int, workers: int, 
     sizes = torch.bincount(labels, minlength=K)
     centres = torch.zeros(K, B * D).index_add_(0, labels, F) / sizes.clamp_min(1)[:, None]
     del F
-    near = torch.cdist(centres, centres).argsort(dim=1)  # (K, K): clusters by centre distance
+    dc = torch.cdist(centres, centres)
+    near = dc.argsort(dim=1)  # (K, K): clusters by centre distance
     order = torch.argsort(labels, stable=True)
     starts = (sizes.cumsum(0) - sizes).tolist()
+    # the targets in cluster order (``order[p]``: the latent at position p), so that a chunk of
+    # positions is a few whole clusters; each block visits the chunks nearest first (its upper
+    # bounds fall early, and the far chunks keep few pairs)
+    E = E[:, order]
+    ntm = ntm[order]
+    pos = torch.empty(M, dtype=torch.long)
+    pos[order] = torch.arange(M)
+    nchunk = -(-M // _CHUNK)
+    chunk_key = torch.full((K, nchunk), math.inf).scatter_reduce_(
+        1, (torch.tensor(starts) // _CHUNK)[None, :].expand(K, K), dc.float(), "amin")
+    chunk_order = chunk_key.argsort(dim=1)
+    del dc
     blocks = [order[s + a:s + min(a + 2 * _LEAF, int(sizes[h]))]
               for h, s in enumerate(starts) for a in range(0, int(sizes[h]), 2 * _LEAF)]
     counts["cluster_s"] = time.perf_counter() - t0
@@ -246,44 +259,48 @@ def _core(X: torch.Tensor, k: int, B: int, seed: int, first: int, workers: int, 
                               "kept_pairs"), 0)
         q = len(rows)
         ar = torch.arange(q)
-        EqT = E[:, rows].transpose(1, 2).contiguous()  # (B, n c, q)
+        EqT = E[:, pos[rows]].transpose(1, 2).contiguous()  # (B, n c, q)
         rhs = lambda ub: (ub - nq * (1 - tau)).float()[:, None]  # noqa: E731
         nq = nrm[rows]
         # 1. the nearest clusters first: the exact distances of each query's ``first`` nearest by
         #    the bound there set the first upper bounds u_q, then the rest of them within reach
         h = int(labels[rows[0]])
         cl = near[h][:int(torch.searchsorted(sizes[near[h]].cumsum(0), min(M, _HOOD))) + 1]
-        hood = torch.cat([order[starts[b]:starts[b] + int(sizes[b])] for b in cl.tolist()]).sort().values
+        hood = torch.cat([torch.arange(starts[b], starts[b] + int(sizes[b])) for b in cl.tolist()])  # positions
         A = bound_tile(EqT, hood, len(hood))
-        A[rows[:, None] == hood[None, :]] = math.inf  # itself
+        A[pos[rows][:, None] == hood[None, :]] = math.inf  # itself
         m = min(first, len(hood) - 1)
         top = torch.topk(A, m, dim=1, largest=False).indices
         r, t = ar[:, None].expand(q, m).reshape(-1), top.reshape(-1)
         best_v = torch.full((q, k), math.inf, dtype=torch.float64)
         best_i = torch.full((q, k), torch.iinfo(torch.long).max, dtype=torch.long)
-        best_v, best_i = _merge(best_v, best_i, r, hood[t], exact(rows, r, hood[t], part), k)
+        j = order[hood[t]]
+        best_v, best_i = _merge(best_v, best_i, r, j, exact(rows, r, j, part), k)
         part["exact_pairs"] += len(r)
         A[r, t] = math.inf  # done
         ub = best_v[:, -1]
         r, t = (A <= rhs(ub)).nonzero(as_tuple=True)
         del A
-        best_v, best_i = _merge(best_v, best_i, r, hood[t], exact(rows, r, hood[t], part, ub), k)
+        j = order[hood[t]]
+        best_v, best_i = _merge(best_v, best_i, r, j, exact(rows, r, j, part, ub), k)
         ub = best_v[:, -1]
         part["bound_pairs"] += q * len(hood)
         part["kept_pairs"] += q * m + len(r)
         in_hood = torch.zeros(M, dtype=torch.bool)
         in_hood[hood] = True
-        # 2. every other target, a chunk at a time, against the falling upper bounds
-        for s in range(0, M, _CHUNK):
-            e = min(M, s + _CHUNK)
+        # 2. every other target, a chunk of positions at a time, nearest chunks first, against
+        #    the falling upper bounds
+        qpos = pos[rows]
+        for ch in chunk_order[h].tolist():
+            s, e = ch * _CHUNK, min(M, (ch + 1) * _CHUNK)
             A = bound_tile(EqT, slice(s, e), e - s)
             A[:, in_hood[s:e]] = math.inf
-            mine = (rows >= s) & (rows < e)
-            A[ar[mine], rows[mine] - s] = math.inf  # itself
+            mine = (qpos >= s) & (qpos < e)
+            A[ar[mine], qpos[mine] - s] = math.inf  # itself
             r, t = (A <= rhs(ub)).nonzero(as_tuple=True)
             del A
-            t = t + s
-            best_v, best_i = _merge(best_v, best_i, r, t, exact(rows, r, t, part, ub), k)
+            j = order[t + s]
+            best_v, best_i = _merge(best_v, best_i, r, j, exact(rows, r, j, part, ub), k)
             ub = best_v[:, -1]
             part["bound_pairs"] += q * (e - s - int(in_hood[s:e].sum()))
             part["kept_pairs"] += len(r)
@@ -326,7 +343,7 @@ def sliced_exact_knn(Z64: torch.Tensor, k: int, *, bases: int = _BASES, seed: in
     Returns squared distances ``(N, k)`` float64, ascending, and indices ``(N, k)``, ties by the
     smaller index: the lists of sorting the brute-force all-pairs matrix. ``bases``: random
     orthonormal bases of the bound (seeded by ``seed``); ``first``: exact distances per query
-    that set its first upper bound (default ``max(2k, k + 8)``); ``workers``: threads, each
+    that set its first upper bound (default ``max(6k, 40)``); ``workers``: threads, each
     with one PyTorch intra-op thread. ``stats`` gets ``classes`` (distinct quotient points),
     ``bound_pairs`` (pairs bounded), ``kept_pairs`` (pairs whose bound did not exceed the upper
     bound), ``exact_pairs``, ``solver_pairs``, ``dual_pairs``, ``refined_rows`` (rows searched
@@ -343,7 +360,7 @@ def sliced_exact_knn(Z64: torch.Tensor, k: int, *, bases: int = _BASES, seed: in
     """
     N, n, c = Z64.shape
     workers = default_workers() if workers is None else workers
-    first = max(2 * k, k + 8) if first is None else first
+    first = max(6 * k, 40) if first is None else first
     counts: dict = {}
     t0 = time.perf_counter()
     rep, label = quotient_classes(Z64)

@@ -52,3 +52,17 @@ def test_brute_force_equals_all_pairs():
         order = np.lexsort((np.arange(len(Z)), full))[:6]
         assert np.allclose(d[row], np.array(full)[order], rtol=1e-12, atol=1e-12)
         assert list(i[row]) == list(order)
+
+
+def test_sliced_table_is_complete():
+    """The exact runs by sliced bounds: every recorded set has a row, with its counts per class,
+    and the exact run of the c = 4 codes returned the brute force's lists."""
+    knn = report.load_knn(ROOT / "benchmarks" / "results")
+    sliced = report.knn_sliced(knn)
+    names = [n for n in knn if n.startswith("sliced_") and n[len("sliced_"):] in report.REAL_SETS]
+    assert len(sliced) == len(names) >= 1
+    assert set(sliced["set"]) <= set(report.REAL_SETS.values())
+    assert not sliced.drop(columns="identical lists").isna().any().any()
+    assert ((sliced["exact / query"] <= sliced["kept / query"]) & (sliced["classes"] <= sliced["N"])).all()
+    assert (sliced["recall@10"] == 1.0).all()
+    assert report.knn_sliced({}).empty
