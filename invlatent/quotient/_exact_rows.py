@@ -5,7 +5,7 @@ queries. For a query ``q`` with an upper bound :math:`u_q` on its ``k``-th squar
 ``k``-th exact distance among candidates already ranked), every stored ``j`` with
 :math:`d^2(q, j) \le u_q` has a per-channel sorted bound :math:`\lVert e_q - e_j\rVert^2 \le u_q`
 (one matmul against all stored sort embeddings); those get the exact distance
-(:func:`~invlatent.quotient._knn.exact_sq` with ``below = u_q``: its assignment-dual bound
+(:func:`~invlatent.quotient._kernels.exact_sq` with ``below = u_q``: its assignment-dual bound
 skips the solver where it already exceeds :math:`u_q`). No other latent can be among the ``k``
 nearest, so the result is exact.
 """
@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from ._knn import _MARGIN, _select_by_index, exact_sq
+from ._kernels import _MARGIN, _select_by_index, exact_sq
 
 __all__ = ["exact_rows"]
 

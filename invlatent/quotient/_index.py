@@ -19,7 +19,7 @@ of them instead of 0.58).
 :class:`QuotientIndex` stores :math:`e(z)` in a FAISS index (exact ``IndexFlatL2``, inverted
 lists ``IndexIVFFlat``, or the graph ``IndexHNSWFlat``), asks it for ``k * k_factor`` candidates
 per query (as FAISS's ``IndexRefine`` does) and re-ranks them by the exact quotient distance
-(:func:`invlatent.quotient._knn.exact_sq`, the value :func:`~invlatent.quotient_knn` reports):
+(:func:`invlatent.quotient._kernels.exact_sq`, the value :func:`~invlatent.quotient_knn` reports):
 every candidate's cost matrix gives its exact value where the nodes have distinct nearest nodes
 and an assignment-dual bound otherwise; the ``k`` smallest then get the solver, and the others
 only where their bound does not exceed the ``k``-th exact distance. Every reported distance is an
@@ -52,7 +52,7 @@ import torch
 
 from .._validation import check_mask, check_tensor, describe
 from .._threads import default_workers, intra_op_threads, map_blocks
-from ._knn import _MARGIN, _dual_of_costs, _select_by_index, _seq_cost, exact_sq
+from ._kernels import _MARGIN, _dual_of_costs, _select_by_index, _seq_cost, exact_sq
 
 __all__ = ["QuotientIndex", "have_faiss"]
 
@@ -140,7 +140,7 @@ def _int_option(name: str, value, minimum: int = 1, optional: bool = False):
 def _cheap(zq: torch.Tensor, zt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per pair: the exact squared distance where the rows of the cost matrix have distinct nearest
     columns (that matching is optimal; summed over the rows in order, as
-    :func:`~invlatent.quotient._knn.exact_sq` does), else ``inf``; and a lower bound (the
+    :func:`~invlatent.quotient._kernels.exact_sq` does), else ``inf``; and a lower bound (the
     assignment dual, or that exact value)."""
     if zq.shape[2] == 1:
         v = exact_sq(zq, zt)
