@@ -18,6 +18,7 @@ BOOK = ROOT / "book"
     ("images/04_rotated_mnist.md", "images", ()),
     ("beyond/06_e3nn_latents.md", "molecules", ()),
     ("beyond/07_own_model.md", "molecules,models", ("umap-learn>=0.5",)),
+    ("beyond/07b_other_libraries.md", "molecules,images,models,so3lr,e2cnn", ()),
 ])
 def test_each_chapter_gets_what_it_imports(page, extras, packages):
     assert chapters.colab_requirements(BOOK / page) == (extras, packages)

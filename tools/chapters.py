@@ -97,6 +97,10 @@ else:
 COLAB_INSTALL_CELL = colab_install_cell()
 
 
+#: invlatent's extras that Colab may install, in the order the install cell names them
+_EXTRA_ORDER = ("molecules", "images", "models", "so3lr", "e2cnn", "fast")
+
+
 def _pyproject_requirements() -> tuple[set[str], dict[str, str], dict[str, str]]:
     """Distribution names of the core install, ``{distribution: extra}`` of invlatent's extras,
     and ``{distribution: requirement}`` of every other requirement of the book extra."""
@@ -113,7 +117,7 @@ def _pyproject_requirements() -> tuple[set[str], dict[str, str], dict[str, str]]
         for r in reqs:
             if name(r) == "invlatent":
                 continue
-            if extra in ("molecules", "images", "models", "fast"):
+            if extra in _EXTRA_ORDER:
                 extras[name(r)] = extra
             elif extra == "book":
                 book[name(r)] = r
@@ -143,7 +147,8 @@ def _chapter_imports(chapter: Path) -> tuple[set[str], set[tuple[str, str]]]:
     return modules, names
 
 
-_DECLARED_EXTRA = re.compile(r"""(?:needs|require)\(\s*["'](\w+)["']|the '(\w+)' extra""")
+_DECLARED_EXTRA = re.compile(
+    r"""(?:needs|require)\(\s*["'](\w+)["']|the '(\w+)' extra|^EXTRA\s*=\s*["'](\w+)["']""", re.M)
 
 
 def colab_requirements(chapter: Path) -> tuple[str, tuple[str, ...]]:
@@ -151,7 +156,7 @@ def colab_requirements(chapter: Path) -> tuple[str, tuple[str, ...]]:
     packages it imports or that a package function it uses declares (``@needs``/``require``), and
     the pip requirements (from the book extra) of what else it imports beyond the core install.
     An import that nothing provides is an error, so a new dependency is decided here."""
-    import importlib
+    import importlib.util
     import inspect
     from importlib.metadata import packages_distributions
 
@@ -172,12 +177,13 @@ def colab_requirements(chapter: Path) -> tuple[str, tuple[str, ...]]:
                              "Colab provide: add it to the book extra in pyproject.toml (or to COLAB_HAS)")
     for module, name in sorted(names):
         obj = getattr(importlib.import_module(module), name, None)
+        if obj is None and importlib.util.find_spec(f"{module}.{name}") is not None:
+            obj = importlib.import_module(f"{module}.{name}")  # a submodule not yet imported
         source = inspect.getmodule(obj) if obj is not None and not inspect.ismodule(obj) else obj
         if getattr(source, "__file__", None):
             found = _DECLARED_EXTRA.findall(Path(source.__file__).read_text())
             extras |= {e for pair in found for e in pair if e in set(extras_of.values())}
-    order = ["molecules", "images", "models", "fast"]
-    return ",".join(e for e in order if e in extras), tuple(sorted(packages))
+    return ",".join(e for e in _EXTRA_ORDER if e in extras), tuple(sorted(packages))
 
 
 def colab_extras(chapter: Path) -> str:

@@ -71,6 +71,7 @@ TRAIN_STEP = {               # (FLOPs, aten ops) of one training step
     "cnn5_b64": (1.23e9, 335),     # chapter 5's CNN, batch 64
     "gcnn5_b64": (2.24e9, 370),    # chapter 5's GCNN, batch 64
     "e3nn_b128": (0.185e9, 2200),  # chapter 6's e3nn model, batch 128
+    "e2cnn_b64": (16.2e9, 474),    # chapter 7b's e2cnn C_8 network, batch 64, 29 x 29 digits
 }
 E3NN_BATCH_S = 5.7e-3        # building one batch of 128 molecules on the host
 SMILES_S = 216e-6            # graphs_to_smiles, per decoded graph
@@ -126,6 +127,19 @@ SET_BOUNDS_BYTES = 0.66e6        # per pair of a chunk: growth of the peak RSS f
 PROBE_N2D_S = 1.42e-10
 PROBE_ND_S = 1.74e-7
 PROBE_N3_S = 1.85e-10
+#: Chapter 7b (SO3LR and SevenNet-0 on the same molecules, an e2cnn C_8 network). Measured
+#: on the book's machine: FlopCounterMode and a counting TorchDispatchMode around one pass of
+#: 64 random QM9 molecules (one thread); the bounds' times at load 5 on 2 cores.
+SO3LR_FORWARD = (8.5e7, 847)      # node_features to the last layer: (fp32 FLOPs per molecule,
+#                                   aten ops per batch)
+SO3LR_BOUNDS_S = 2.1              # pairwise_set_quotient_bounds, per pair of SO3LR's latents
+#                                   (128x0e+1x1o+1x2e+1x3o+1x4e, 8 starts, float64; 120 pairs in
+#                                   247 s: e3nn's Wigner matrices of degrees 3 and 4 dominate)
+SEVENN_BOUNDS_S = 0.18            # the same for SevenNet-0's block 3 (120 pairs in 22 s)
+OTHER_VIEW_DIMS = {"SevenNet-0": (128, 224, 10_864), "SO3LR": (128, 132, 8_260)}  # the
+#                                   widths of the three pooled views of each latent
+OTHER_KEPT_BYTES = 29 * (480 + 152) * (4 + 8 + 8)  # per molecule: float32 features, the float64
+#                                   latents and their random-pose copies, both models
 #: rows per batch of the chapters' encodes and decodes (in_batches' default)
 BATCH = inspect.signature(in_batches).parameters["batch_size"].default
 PATH_POINTS = 65             # decoded points per pair over the three lines of chapter 3b (measured)
@@ -298,6 +312,27 @@ def _own_model(v: dict) -> list[Step]:
             Step("property regressions", host_s=probes, host_bytes=data + n_keep * OWN_KEPT_BYTES)]
 
 
+def _other_libraries(v: dict) -> list[Step]:
+    n_mol, n_ret, n_b = v["n_mol"], v["n_ret"], v["n_b"]
+    data = 2 * QM9_3D_BYTES + n_mol * OTHER_KEPT_BYTES
+    per_start = v["starts"] / 8
+    pairs = n_ret * (n_ret - 1) // 2
+    bounds = per_start * (pairs * (SO3LR_BOUNDS_S + SEVENN_BOUNDS_S) + 2 * n_b * SO3LR_BOUNDS_S)
+    probes = sum(_probe3(n_mol // 2, d) for dims in OTHER_VIEW_DIMS.values() for d in dims) / 3
+    views = n_mol * sum(sum(d) for d in OTHER_VIEW_DIMS.values()) * 4
+    steps = v["n_train"] / 64 * v["epochs"]
+    return [Step("load QM9 with hydrogens", host_s=QM9_3D_BUILD_S, host_bytes=2 * QM9_3D_BYTES),
+            Step("SO3LR and SevenNet-0 on every molecule",
+                 gpu_s=_sevenn(n_mol, SO3LR_FORWARD, T4["sustained_flops"])
+                 + _sevenn(n_mol, SEVENN_FORWARD, T4["sustained_flops"]),
+                 device_bytes=SEVENN_BATCH * SEVENN_STREAM_BYTES, host_bytes=data),
+            Step("set quotient bounds (host)", host_s=bounds, host_bytes=data),
+            Step("ridge probes on six views (about a third of chapter 7's three regressors)",
+                 host_s=probes, host_bytes=data + views),
+            Step("train the e2cnn C_8 network", gpu_s=_train(steps, "e2cnn_b64"),
+                 device_bytes=64 * GCNN_ENCODE_BYTES)]
+
+
 #: chapter file stem -> its cost model (from the chapter's gpu sizes), and whether it uses the GPU
 MODELS: dict[str, tuple[Callable[[dict], list[Step]], bool]] = {
     "01_ambiguity": (_ambiguity, False),
@@ -309,6 +344,7 @@ MODELS: dict[str, tuple[Callable[[dict], list[Step]], bool]] = {
     "06_e3nn_latents": (_e3nn, True),
     "training": (_training, True),
     "07_own_model": (_own_model, True),
+    "07b_other_libraries": (_other_libraries, True),
 }
 
 

@@ -115,8 +115,9 @@ def load_so3lr(device: str | torch.device = "cpu") -> torch.nn.Module:
     ref = resources.files("so3krates_torch.pretrained.so3lr").joinpath("so3lr.model")
     with resources.as_file(ref) as path, warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        # the wheel's own pickled module (trusted package data): weights_only cannot load it
-        model = torch.load(path, map_location=device, weights_only=False)
+        # the wheel's own pickled module (trusted package data): weights_only cannot load it.
+        # Loaded on the CPU, then moved (as SevenNet's loader does).
+        model = torch.load(path, map_location="cpu", weights_only=False)
     for p in model.parameters():
         p.requires_grad_(False)
     return model.to(device).eval()
