@@ -292,6 +292,22 @@ def run_sliced(name: str, queries: int, first: int | None = None) -> None:
         mates = data["molecule"][i[:, :7].numpy()] == data["molecule"][:, None]
         rec["orbit_mates_first_share"] = float(mates.all(1).mean())
         rec["orbit_mates_max_distance"] = float(d[:, :7][torch.from_numpy(mates)].max())
+        # molecules whose codes are one point of the quotient (equal multisets of rows): their
+        # 16 latents tie at distance 0, so the first 7 may be another such molecule's, by index
+        from invlatent.quotient._sliced_exact import quotient_classes
+
+        codes = torch.from_numpy(knn_real.qm9_codes(4)[0][data["codes"]])
+        _, label = quotient_classes(codes)
+        point = label.numpy()[data["member"]]  # each latent's point of the quotient
+        same = point[i[:, :7].numpy()] == point[:, None]
+        rec["duplicate_codes"] = int(len(codes) - (label.max() + 1))
+        rec["first7_same_point_share"] = float(same.all(1).mean())
+        rec["first7_max_distance"] = float(d[:, :7].max())
+        rec["next_min_distance"] = float(d[:, 7:].min())
+        rec["failures_all_duplicates"] = bool(np.isin(np.nonzero(~mates.all(1))[0],
+                                                      np.nonzero(np.bincount(point)[point] > 8)[0]).all())
+    np.savez(Path(os.environ.get("INVLATENT_KNN_CACHE", "/tmp/invlatent-knn-bench")) / f"sliced_{name}.npz",
+             d=d.numpy(), i=i.numpy())
     save(f"sliced_{name}", rec)
 
 
