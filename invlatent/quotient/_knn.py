@@ -67,13 +67,10 @@ from .._validation import check_tensor, describe
 from ..groups.base import Group, check_group
 from .._blockwise import knn_by_blocks  # noqa: F401 (moved there; importable here as before)
 from .._threads import default_workers, intra_op_threads, map_blocks
-from ._batched_assignment import solve_assignment
+from ._kernels import (_MARGIN, _dual_bound, _dual_of_costs, _kmeans, _select_by_index, _seq_cost,  # noqa: F401
+                       _sq_dist, exact_sq)
 
 __all__ = ["quotient_knn", "DEFAULT_MEMORY_BUDGET"]
-
-#: Relative round-off margin on squared distances: a candidate is pruned only if its bound
-#: exceeds the k-th upper bound by more than this times (|z_q|^2 + |z_j|^2) (float64 error is ~1e-15).
-_MARGIN = 1e-9
 
 #: Latents per cluster of the sort embedding (step 1 of the search).
 _LEAF = 32
@@ -98,96 +95,10 @@ _BYTES_PER_SOLVE = 32
 _TILE = 256
 
 
-def _seq_cost(zq: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
-    """``(P, n, n)`` costs ``|zq_i - zt_j|^2`` from exact differences, summed over channels in order."""
-    a = zq.permute(2, 0, 1).contiguous()  # (c, P, n): channel-major, every broadcast is contiguous
-    b = zt.permute(2, 0, 1).contiguous()
-    cost = torch.sub(a[0, :, :, None], b[0, :, None, :])
-    cost.mul_(cost)
-    for ch in range(1, a.shape[0]):
-        d = torch.sub(a[ch, :, :, None], b[ch, :, None, :])
-        cost.add_(d.mul_(d))
-    return cost
-
-
-def exact_sq(zq: torch.Tensor, zt: torch.Tensor, solver: str = "auto", counts: dict | None = None,
-             below: torch.Tensor | None = None) -> torch.Tensor:
-    r"""Exact squared quotient distances of pairs ``(zq[p], zt[p])``, float64 ``(P,)``.
-
-    The value is :math:`\sum_i C_{i,\pi^\star(i)}` summed over the query's rows ``i`` in order; for
-    one channel the optimal matching pairs sorted with sorted (rearrangement inequality), summed over
-    the sorted rows in order (no solver). For ``c > 1`` a pair whose rows have ``n`` distinct nearest
-    columns needs no solver either: that matching attains :math:`\sum_i \min_j C_{ij}`, a lower bound
-    of every assignment (near neighbours are mostly such pairs); the others go to
-    :func:`~invlatent.quotient._batched_assignment.solve_assignment` (their number is added to
-    ``counts["solver_pairs"]`` when ``counts`` is given).
-
-    With ``below`` ``(P,)``, a pair that needs the solver is first given the dual bound of
-    :func:`_dual_bound` from the same costs, and is left unsolved, ``inf``, where that exceeds
-    ``below`` (its distance is then provably larger; ``counts["dual_pairs"]`` counts the bounds).
-    """
-    P, n, c = zq.shape
-    if P == 0:
-        return zq.new_zeros(0)
-    if c == 1:
-        d = zq[..., 0].sort(dim=1).values - zt[..., 0].sort(dim=1).values
-        d.mul_(d)
-        val = d[:, 0].clone()
-        for i in range(1, n):
-            val += d[:, i]
-        return val
-    cost = _seq_cost(zq, zt)
-    # every row's nearest column; where these are n distinct columns they form a permutation that
-    # attains the lower bound sum_i min_j C_ij of every assignment, so it is optimal (no solver)
-    u, perm = cost.min(2)  # (P, n)
-    used = torch.zeros(P, n, dtype=torch.int32).scatter_add_(1, perm, torch.ones(P, n, dtype=torch.int32))
-    rest = (used != 1).any(1).nonzero().flatten()
-    out = None
-    if below is not None and len(rest):
-        far = _dual_of_costs(cost[rest], u[rest]) > below[rest]
-        if counts is not None:
-            counts["dual_pairs"] = counts.get("dual_pairs", 0) + len(rest)
-        if bool(far.any()):
-            out = rest[far]
-            rest = rest[~far]
-    if len(rest):
-        perm[rest] = torch.from_numpy(solve_assignment(cost[rest].numpy(), solver))
-    if counts is not None:
-        counts["solver_pairs"] = counts.get("solver_pairs", 0) + len(rest)
-    picked = cost.gather(2, perm.unsqueeze(-1)).squeeze(-1)  # (P, n)
-    val = picked[:, 0].clone()
-    for i in range(1, n):
-        val += picked[:, i]
-    if out is not None:
-        val[out] = math.inf
-    return val
-
-
 def _sort_embedding(Z64: torch.Tensor) -> torch.Tensor:
     r"""``(N, n c)`` float64: every channel sorted over the nodes. :math:`\lVert e(z) - e(z')\rVert \le
     d(z, z')` (sorting each channel separately minimises over more permutations)."""
     return Z64.sort(dim=1).values.flatten(1)
-
-
-def _sq_dist(X: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
-    r"""``(N, K)`` squared distances by :math:`|x|^2 + |c|^2 - 2\langle x, c\rangle` (one matmul)."""
-    return torch.addmm(X.square().sum(1, keepdim=True), X, centres.T, alpha=-2.0).add_(centres.square().sum(1))
-
-
-def _kmeans(E: torch.Tensor, K: int, iters: int = 6, chunk: int = 1 << 14) -> torch.Tensor:
-    """Cluster labels ``(N,)`` of the rows of ``E`` by a few seeded Lloyd steps in float32, in chunks
-    of rows (only the speed of the search depends on them, never its result)."""
-    N = E.shape[0]
-    X = E.float()
-    centres = X[torch.randperm(N, generator=torch.Generator().manual_seed(0))[:K]].clone()
-    labels = torch.empty(N, dtype=torch.long)
-    for _ in range(iters):
-        for s in range(0, N, chunk):
-            labels[s:s + chunk] = _sq_dist(X[s:s + chunk], centres).argmin(1)
-        sums = torch.zeros_like(centres).index_add_(0, labels, X)
-        counts = torch.bincount(labels, minlength=K).to(X.dtype)
-        centres = torch.where(counts[:, None] > 0, sums / counts.clamp_min(1)[:, None], centres)
-    return labels
 
 
 def _radii(E: torch.Tensor, labels: torch.Tensor, K: int):
@@ -299,54 +210,10 @@ def _chamfer_bound(Z32, slack, rows, T, tile: int = 256):
     return R
 
 
-def _dual_bound(zq: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
-    r"""Lower bound of the assignment value from a feasible dual: :math:`u_i = \min_j C_{ij}`,
-    :math:`v_j = \min_i (C_{ij} - u_i)` (and the same with rows and columns swapped); float64 ``(P,)``.
-    The costs come from :math:`|a|^2 + |b|^2 - 2\langle a, b\rangle` (one batched matmul, half the
-    time of exact differences); its float64 round-off, ~1e-15 of :math:`|z|^2`, is far inside the
-    pruning margin ``_MARGIN``."""
-    C = torch.baddbmm(zq.square().sum(-1)[:, :, None] + zt.square().sum(-1)[:, None, :], zq, zt.transpose(1, 2),
-                      alpha=-2.0)
-    return _dual_of_costs(C)
-
-
-def _dual_of_costs(C: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tensor:
-    """The dual bound of :func:`_dual_bound` from costs ``C (P, n, n)`` (``u``: their row minima
-    ``(P, n)``, when already computed)."""
-    u = C.amin(2) if u is None else u
-    v = C.amin(1)
-    return torch.maximum(u.sum(1) + (C - u[:, :, None]).amin(1).sum(1),
-                         v.sum(1) + (C - v[:, None, :]).amin(2).sum(1))
-
-
 def _chunked(fn, zq_idx, zt_idx, Z64, chunk: int = 1 << 13):
     if len(zq_idx) == 0:
         return Z64.new_zeros(0)
     return torch.cat([fn(Z64[zq_idx[s:s + chunk]], Z64[zt_idx[s:s + chunk]]) for s in range(0, len(zq_idx), chunk)])
-
-
-def _select_by_index(vals: torch.Tensor, ids: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per row of ``vals (q, W)`` with target indices ``ids (q, W)``: the ``k`` smallest values,
-    ties broken by the smaller index (not by position)."""
-    W = vals.shape[1]
-    kk = min(W, k + 8)
-    top, pos = torch.topk(vals, kk, dim=1, largest=False, sorted=True)
-    tid = ids.gather(1, pos)
-    o = tid.argsort(dim=1)  # order by (value, index): by index, then stably by value
-    top, tid = top.gather(1, o), tid.gather(1, o)
-    o = top.argsort(dim=1, stable=True)
-    top_kk, tid = top.gather(1, o), tid.gather(1, o)
-    top, tid = top_kk[:, :k].contiguous(), tid[:, :k].contiguous()
-    if kk < W:  # the k-th value's tie group may have members outside the kk kept: sort those rows fully
-        kth = top[:, -1]
-        unsure = (vals == kth[:, None]).sum(1) > (top_kk == kth[:, None]).sum(1)
-        if bool(unsure.any()):
-            rows = unsure.nonzero().flatten()
-            o = ids[rows].argsort(dim=1)
-            v, i = vals[rows].gather(1, o), ids[rows].gather(1, o)
-            o = v.argsort(dim=1, stable=True)[:, :k]
-            top[rows], tid[rows] = v.gather(1, o), i.gather(1, o)
-    return top, tid
 
 
 def plan_memory(memory_budget: int, N: int, n: int, c: int, block: int) -> dict:
@@ -636,15 +503,12 @@ def quotient_knn(Z: torch.Tensor, k: int, group, mask: torch.Tensor | None = Non
                      solver=solver, stats=stats, memory_budget=memory_budget, **extra)
 
 
-
-
 def _sliced(Z, k, group, mask, first, solver, stats, workers):
     """``quotient_knn(method="sliced")``: :func:`invlatent.quotient._sliced_exact.sliced_exact_knn`."""
-    from ..groups import Permutation
     from .._validation import check_mask
     from ._sliced_exact import sliced_exact_knn
 
-    if not isinstance(group, Permutation):
+    if type(group).knn is Group.knn:  # only groups with an embedding search (Permutation) take it
         raise ValueError(f"method='sliced' needs the group Permutation(), got {group!r}")
     if Z.is_complex():
         raise TypeError(f"method='sliced' needs real latents Z, got {Z.dtype}")

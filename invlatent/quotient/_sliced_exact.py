@@ -38,7 +38,7 @@ The search (:func:`sliced_exact_knn`):
    ``first`` nearest by the bound give an upper bound :math:`u_q` on its ``k``-th distance;
 2. then every target, ``chunk`` at a time: a pair is kept only where
    :math:`\mathrm{LB}^2 \le u_q` plus a round-off margin; kept pairs get the exact distance
-   (:func:`~invlatent.quotient._knn.exact_sq`; where the nodes do not have distinct nearest
+   (:func:`~invlatent.quotient._kernels.exact_sq`; where the nodes do not have distinct nearest
    nodes, its assignment-dual bound skips the solver when it already exceeds :math:`u_q`), the
    ``k`` best so far are kept (ties by the smaller index) and :math:`u_q` falls to their ``k``-th;
 3. every pair left out has :math:`d^2 \ge \mathrm{LB}^2 > u_q \ge` the final ``k``-th distance,
@@ -67,7 +67,7 @@ import time
 import torch
 
 from .._threads import default_workers, map_blocks
-from ._knn import _MARGIN, _kmeans, _select_by_index, exact_sq
+from ._kernels import _MARGIN, _kmeans, _select_by_index, exact_sq
 
 __all__ = ["sliced_exact_knn", "quotient_classes"]
 
@@ -127,7 +127,7 @@ def quotient_classes(Z64: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def _dual32(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
     r"""Lower bound ``(P,)`` of the squared quotient distance of float32 pairs given channel-major,
     ``A, B (c, n, P)`` (node ``i`` of pair ``p``'s query: ``A[:, i, p]``): the larger of the two
-    assignment duals of :func:`~invlatent.quotient._knn._dual_of_costs`
+    assignment duals of :func:`~invlatent.quotient._kernels._dual_of_costs`
     (:math:`u_i = \min_l C_{il}`, :math:`v_l = \min_i (C_{il} - u_i)`, :math:`\sum u + \sum v`, and
     the same with rows and columns swapped), from float32 costs
     :math:`C_{il} = |a_i|^2 + |b_l|^2 - 2\langle a_i, b_l\rangle`, laid out ``(l, i, P)`` so that
