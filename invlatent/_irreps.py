@@ -84,10 +84,8 @@ def wigner_blocks(irreps, R: torch.Tensor) -> tuple[dict, torch.Tensor]:
     computed exactly through Cartesian tensors, :math:`D^1 = M_1 R M_1^{-1}` and
     :math:`D^2 = M_2 (R\otimes R) M_2^{+}` with :math:`Y^l(v) = M_l\, v^{\otimes l}` -- no
     Euler angles, so float64-accurate and smooth for gradients; higher ``l`` use e3nn's
-    ``D_from_matrix`` (its formula with the generators on ``R``'s device off the CPU).
+    Euler-angle formula, each one-parameter factor by its spectral form (:func:`_wigner_d`).
     """
-    from e3nn import o3
-
     R64 = R.to(torch.float64)
     det = torch.linalg.det(R64)
     rot = R64 * det[..., None, None]
@@ -100,23 +98,63 @@ def wigner_blocks(irreps, R: torch.Tensor) -> tuple[dict, torch.Tensor]:
             big = rot if l == 1 else (rot[..., :, None, :, None] * rot[..., None, :, None, :]).reshape(*rot.shape[:-2], 9, 9)
             out[l] = M @ big @ Mp
         else:
-            with float64_default():
-                out[l] = o3.Irrep(l, 1).D_from_matrix(rot) if rot.device.type == "cpu" else _wigner_d(l, rot)
+            out[l] = _wigner_d(l, rot)
     return out, det
 
 
-def _wigner_d(l: int, rot: torch.Tensor) -> torch.Tensor:
-    """e3nn's ``Irrep(l, 1).D_from_matrix(rot)`` for proper ``rot`` on any device.
+@lru_cache(maxsize=None)
+def _exp_terms(l: int) -> torch.Tensor:
+    r"""``(2, 2, l + 1, 2l+1, 2l+1)`` float64 (CPU): the matrices :math:`C_m, S_m` with
+    :math:`\exp(\theta X_k) = \sum_{m=0}^{l} \cos(m\theta)\, C^{(k)}_m + \sin(m\theta)\, S^{(k)}_m`
+    for e3nn's generators :math:`X_0, X_1` of degree ``l`` (index ``[k, 0]``: the :math:`C`, ``[k, 1]``:
+    the :math:`S`).
 
-    e3nn 0.6's ``wigner_D`` builds its generators on the CPU and fails for angles on a GPU; this
-    is its formula, ``exp(a X_1) exp(b X_0) exp(c X_1)`` with e3nn's own angles and generators,
-    the generators moved to ``rot``'s device (call in ``float64_default``).
+    :math:`X_k` is real and skew-symmetric with eigenvalues :math:`i m`, :math:`m = -l..l`; with
+    :math:`\Pi_m` the projector on the eigenvalue :math:`i m` (and :math:`\Pi_{-m} = \bar\Pi_m`),
+    :math:`\exp(\theta X) = \sum_m e^{i m \theta}\Pi_m = \Pi_0 + \sum_{m>0}
+    2\,\mathrm{Re}(e^{i m\theta}\Pi_m)`, so :math:`C_0 = \Pi_0`, :math:`C_m = 2\,\mathrm{Re}\,\Pi_m`,
+    :math:`S_m = -2\,\mathrm{Im}\,\Pi_m`.
     """
     from e3nn import o3
 
-    X = o3.so3_generators(l).to(device=rot.device, dtype=rot.dtype)
-    a, b, c = (t[..., None, None] % (2 * math.pi) for t in o3.matrix_to_angles(rot))
-    return torch.matrix_exp(a * X[1]) @ torch.matrix_exp(b * X[0]) @ torch.matrix_exp(c * X[1])
+    with float64_default():  # e3nn builds them in the default dtype
+        X = o3.so3_generators(l).to(torch.float64)
+    d = 2 * l + 1
+    out = torch.zeros(2, 2, l + 1, d, d, dtype=torch.float64)
+    for k in (0, 1):
+        w, V = torch.linalg.eigh(-1j * X[k].to(torch.complex128))  # Hermitian, eigenvalues m = -l..l
+        m = torch.round(w)
+        if float((w - m).abs().max()) > 1e-8:
+            raise RuntimeError(f"e3nn's generator X_{k} of degree {l} has non-integer eigenvalues {w.tolist()}")
+        for mm in range(l + 1):
+            Vm = V[:, m == mm]
+            P = Vm @ Vm.conj().T
+            out[k, 0, mm] = P.real if mm == 0 else 2 * P.real
+            out[k, 1, mm] = 0.0 if mm == 0 else -2 * P.imag
+    return out
+
+
+def _exp_generator(terms: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """``exp(theta X)`` ``(..., d, d)`` for angles ``theta (...)`` from one generator's ``terms (2, l+1, d, d)``."""
+    m = torch.arange(terms.shape[1], dtype=theta.dtype, device=theta.device)
+    mt = theta[..., None] * m
+    return (torch.einsum("...m,mij->...ij", torch.cos(mt), terms[0])
+            + torch.einsum("...m,mij->...ij", torch.sin(mt), terms[1]))
+
+
+def _wigner_d(l: int, rot: torch.Tensor) -> torch.Tensor:
+    r"""e3nn's ``Irrep(l, 1).D_from_matrix(rot)`` for proper ``rot`` ``(..., 3, 3)``, on ``rot``'s device and dtype.
+
+    e3nn's formula :math:`D^l = \exp(a X_1) \exp(b X_0) \exp(c X_1)` with its own Euler angles and
+    generators; each factor comes from the cached spectral terms of :func:`_exp_terms` (a few
+    cosines and sines and two small matmuls), not from ``matrix_exp`` and generators rebuilt at
+    every call (e3nn 0.6 also builds those on the CPU, which fails for angles on a GPU).
+    """
+    from e3nn import o3
+
+    terms = _exp_terms(l).to(device=rot.device, dtype=rot.dtype)
+    a, b, c = o3.matrix_to_angles(rot)
+    return _exp_generator(terms[1], a) @ _exp_generator(terms[0], b) @ _exp_generator(terms[1], c)
 
 
 def apply_rotation(z: torch.Tensor, irreps, R: torch.Tensor) -> torch.Tensor:

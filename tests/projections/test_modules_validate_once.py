@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import invlatent
+from invlatent.data.qm9 import load_qm9
 from invlatent.models.graph_vae import GraphVAE
 from invlatent.projections import (Bispectrum, Chunked, FrameAveraging, GramMDSProjection, LatentFrameCanonicalization,
                                    LexSortProjection, MaxFilter, PCACanonicalization, PowerSpectrum, RelativeProjection,
@@ -62,7 +63,7 @@ def test_forward_calls_the_private_implementation(name, monkeypatch):
 
 
 def test_graph_vae_forward_decodes_without_checking_its_own_codes(monkeypatch):
-    d = invlatent.data.qm9.load_qm9(limit=8).dense()
+    d = load_qm9(limit=8).dense()
     torch.manual_seed(0)
     vae = GraphVAE(hidden=8, depth=1)
     expected = vae.loss(d["x"], d["adj"], d["mask"], sample=False)
