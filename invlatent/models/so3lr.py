@@ -1,17 +1,17 @@
 r"""SO3LR adapter: a pretrained potential built *without* e3nn, as a latent source.
 
-SO3LR (Kabylda et al., 2024) is an SO3krates transformer (Frank, Unke, Müller & Chmiela, Nat.
+SO3LR (Kabylda et al., 2025) is an SO3krates transformer (Frank, Unke, Müller & Chmiela, Nat.
 Commun. 2024) for organic molecules with long-range terms. Its PyTorch port ``so3krates-torch``
 ships the pretrained weights inside its wheel (``pretrained/so3lr/so3lr.model``), so everything
 here runs offline. Each of its three Euclidean transformer layers outputs, per atom,
 
 .. math::
 
-    h_i \in \mathbb R^{128}\ (\text{invariant}), \qquad
-    \chi_i = (\chi_i^{(1)}, \chi_i^{(2)}, \chi_i^{(3)}, \chi_i^{(4)}) \in
-    \mathbb R^{3 + 5 + 7 + 9}\ (\text{one copy of each degree } l = 1..4),
+    h_i \in \mathbb R^{128}, \qquad
+    \chi_i = (\chi_i^{(1)}, \dots, \chi_i^{(4)}) \in \mathbb R^{3 + 5 + 7 + 9},
 
-the Euclidean features being built from so3krates' own real spherical harmonics of the edge
+the invariant features :math:`h_i` and the Euclidean features :math:`\chi_i`, one copy of each
+degree :math:`l = 1..4`, built from so3krates' own real spherical harmonics of the edge
 directions (order :math:`m = -l..l` about the :math:`z` axis). The labels this module gives them
 are those a user reading "spherical harmonics of degrees 1..4" would write:
 ``128x0e`` and ``1x1o+1x2e+1x3o+1x4e`` (parity :math:`(-1)^l`). They are **labels, not a
