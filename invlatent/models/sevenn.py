@@ -46,6 +46,7 @@ import torch
 
 from .._extras import needs
 from .._validation import check_mask, check_positive_int, check_tensor, describe
+from ._layers import check_layer_names
 
 __all__ = [
     "SHIPPED_MODELS",
@@ -294,19 +295,10 @@ def node_features(model: torch.nn.Module, pos: torch.Tensor, numbers: torch.Tens
     --------
     stream_node_features : the same features projected batch by batch, never all held.
     """
-    names = interaction_layers(model)
-    if layers is None:
-        layers = names
-    elif isinstance(layers, str):
-        layers = [layers]
-    layers = list(layers)
-    for layer in layers:
-        if layer not in names:
-            raise ValueError(f"layers must be names from interaction_layers(model) = {names}, got {layer!r}")
-    layers = [n for n in names if n in layers]  # forward order
+    layers = check_layer_names(layers, interaction_layers(model), "interaction_layers(model)")
     check_tensor(pos, "pos", ndim=3, shape=(None, None, 3), expected="(B, n, 3)")
     if mask is None:
-        mask = torch.ones(pos.shape[:2], dtype=torch.bool)
+        mask = torch.ones(pos.shape[:2], dtype=torch.bool, device=pos.device)
     check_mask(mask, pos, z_name="pos")
     check_positive_int(batch_size, "batch_size")
     if transform is not None and not callable(transform):

@@ -57,6 +57,7 @@ import torch
 
 from .._extras import require
 from .._validation import check_mask, check_positive_int, check_tensor, describe
+from ._layers import check_layer_names
 
 __all__ = [
     "EXTRA",
@@ -317,24 +318,14 @@ def node_features(model: torch.nn.Module, pos: torch.Tensor, numbers: torch.Tens
     """
     from ..utils import progress
 
-    names = transformer_layers(model)
-    if layers is None:
-        layers = names
-    elif isinstance(layers, str):
-        layers = [layers]
-    if not isinstance(layers, Sequence) or not all(isinstance(n, str) for n in layers):
-        raise TypeError(f"layers must be a str or a sequence of str from {names}, got {describe(layers)}")
-    for layer in layers:
-        if layer not in names:
-            raise ValueError(f"layers must be names from transformer_layers(model) = {names}, got {layer!r}")
-    layers = [n for n in names if n in layers]  # forward order
+    layers = check_layer_names(layers, transformer_layers(model), "transformer_layers(model)")
     check_tensor(pos, "pos", ndim=3, shape=(None, None, 3), expected="(B, n, 3)")
     if not isinstance(numbers, torch.Tensor) or numbers.dtype != torch.long:
         raise TypeError(f"numbers must be a LongTensor of shape (B, n), got {describe(numbers)}")
     if numbers.shape != pos.shape[:2]:
         raise ValueError(f"numbers must have shape (B, n) = {tuple(pos.shape[:2])}, got {tuple(numbers.shape)}")
     if mask is None:
-        mask = torch.ones(pos.shape[:2], dtype=torch.bool)
+        mask = torch.ones(pos.shape[:2], dtype=torch.bool, device=pos.device)
     check_mask(mask, pos, z_name="pos")
     check_positive_int(batch_size, "batch_size")
     if device is None:
