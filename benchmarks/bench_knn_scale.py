@@ -294,7 +294,7 @@ def run_sliced(name: str, queries: int, first: int | None = None) -> None:
         rec["orbit_mates_max_distance"] = float(d[:, :7][torch.from_numpy(mates)].max())
         # molecules whose codes are one point of the quotient (equal multisets of rows): their
         # 16 latents tie at distance 0, so the first 7 may be another such molecule's, by index
-        from invlatent.quotient._sliced_exact import quotient_classes
+        from invlatent.quotient._kernels import quotient_classes
 
         codes = torch.from_numpy(knn_real.qm9_codes(4)[0][data["codes"]])
         _, label = quotient_classes(codes)

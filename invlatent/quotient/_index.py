@@ -32,6 +32,13 @@ searched again with twice as many candidates. For ``c = 1`` the bound is the dis
 candidates beyond ``k`` suffice. The approximate indexes measure their own recall on a sample of
 the queries, and raise their candidate count until it meets ``target_recall``.
 
+Latents that are one point of the quotient (the same multiset of rows: node orders of one latent,
+exact duplicates) are stored once: :meth:`QuotientIndex.add` finds them exactly (each latent's rows
+in lexicographic order, hashed, and compared), FAISS holds one embedding per distinct point, and
+searches run over the distinct points of the queries and expand each point found into its latents,
+ties by index: the latents of ``N`` molecules, each in several atom orders, cost what ``N`` latents
+cost.
+
 FAISS is optional: ``pip install 'invlatent[fast]'`` (``faiss-cpu``; ``faiss-gpu`` is used instead
 when installed and ``faiss.get_num_gpus() > 0``).
 """
@@ -52,7 +59,8 @@ import torch
 
 from .._validation import check_mask, check_tensor, describe
 from .._threads import default_workers, intra_op_threads, map_blocks
-from ._kernels import _MARGIN, _dual_of_costs, _select_by_index, _seq_cost, exact_sq
+from ._kernels import (_MARGIN, _dual_of_costs, _select_by_index, _seq_cost, canonical_rows, class_members,
+                       exact_sq)
 
 __all__ = ["QuotientIndex", "have_faiss"]
 
@@ -66,7 +74,10 @@ _BATCH_PAIRS = 1 << 18
 _SOLVE_CHUNK = 1 << 14
 #: ``target_recall`` raises ``k_factor`` to at most this many times the one given.
 _MAX_WIDEN = 8
-_FORMAT = "invlatent.QuotientIndex/2"
+_FORMAT = "invlatent.QuotientIndex/3"
+_FORMATS = ("invlatent.QuotientIndex/2", _FORMAT)  # /2: one stored point per latent, no classes
+#: Latents per step of hashing, verifying and expanding (memory: a few hundred MB at most).
+_ROWS = 1 << 16
 
 
 def _faiss():
@@ -176,6 +187,61 @@ def _recall_rows(got: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     return (got <= edge + _MARGIN * (1 + edge)).double().mean(1)
 
 
+def _hash_rows(canon: torch.Tensor) -> np.ndarray:
+    """``(N,)`` uint64 hash of each row of the float64 ``canon (N, D)`` (its bit pattern times fixed odd
+    multipliers, summed modulo :math:`2^{64}` and mixed): equal rows get equal hashes; unequal rows
+    collide rarely, and every use checks the rows themselves."""
+    x = canon.contiguous().numpy().view(np.uint64)
+    mult = np.random.default_rng(0x1A7E).integers(1, 2 ** 63, size=x.shape[1], dtype=np.uint64) | np.uint64(1)
+    out = np.empty(len(x), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for s in range(0, len(x), _ROWS):
+            h = (x[s:s + _ROWS] * mult).sum(1, dtype=np.uint64)
+            h ^= h >> np.uint64(31)
+            h *= np.uint64(0x9E3779B97F4A7C15)
+            out[s:s + _ROWS] = h ^ (h >> np.uint64(29))
+    return out
+
+
+def _mismatch(canon: torch.Tensor, ref: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Rows ``r`` where ``canon[r] != ref[rows[r]]`` (a hash collision of different points)."""
+    bad = [(canon[s:s + _ROWS] != ref[rows[s:s + _ROWS]]).any(1).nonzero().flatten() + s
+           for s in range(0, len(canon), _ROWS)]
+    return torch.cat(bad) if bad else torch.zeros(0, dtype=torch.long)
+
+
+def _distinct(canon: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distinct rows of ``canon (N, D)``: ``first (U,)``, the first row of each, ascending, and ``inv
+    (N,)``, each row's place in ``first`` (compared exactly; a hash collision of different rows
+    leaves equal rows apart, never unequal rows together)."""
+    _, first, inv = np.unique(_hash_rows(canon), return_index=True, return_inverse=True)
+    first = torch.from_numpy(first).long()
+    inv = torch.from_numpy(inv.reshape(-1)).long()
+    bad = _mismatch(canon, canon, first[inv])
+    if len(bad):  # a 64-bit collision of different points
+        inv[bad] = len(first) + torch.arange(len(bad))
+        first = torch.cat([first, bad])
+    order = first.argsort()  # numbered by their first row
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(len(order))
+    return first[order], rank[inv]
+
+
+def _expand(cv: torch.Tensor, ci: torch.Tensor, members: torch.Tensor, N: int, exclude, k: int):
+    """Latent lists ``(R, k)`` from class lists: squared distances ``cv (R, kc)`` of classes ``ci (R,
+    kc)`` (``-1``: none), each class standing for its members ``members (M + 1, w)`` (ascending;
+    padding ``N``, the latents stored); ``exclude (R,)``: a latent never returned. Ties by index."""
+    M = members.shape[0] - 1
+    cls = torch.where(ci >= 0, ci, torch.full_like(ci, M))
+    ids = members[cls].flatten(1)
+    vals = cv.repeat_interleave(members.shape[1], dim=1)
+    drop = ids == N
+    if exclude is not None:
+        drop |= ids == exclude[:, None]
+    v, i = _select_by_index(vals.masked_fill(drop, math.inf), ids, k)
+    return v, torch.where(torch.isinf(v), torch.full_like(i, -1), i)
+
+
 class QuotientIndex:
     r"""Nearest neighbours in the :math:`S_n` quotient of ``(N, n, c)`` node latents, through FAISS.
 
@@ -254,16 +320,27 @@ class QuotientIndex:
         self._faiss = _faiss()
         self._index = None  # built at the first add, when n * c is known
         self._gpu = False
-        self._Z = torch.empty(0, 0, 0, dtype=torch.float64)  # masked latents, float64 (exact re-ranking)
+        # the distinct points of the quotient among the latents stored ("classes"): FAISS holds one
+        # embedding per class, searches run over classes, and each class stands for its members
+        self._Z = torch.empty(0, 0, 0, dtype=torch.float64)  # (M, n, c) canonical rows of each class
         self._nrm = torch.empty(0, dtype=torch.float64)  # their squared norms
+        self._label = torch.empty(0, dtype=torch.long)  # (N,) each stored latent's class
+        self._hash_class: dict[int, int] = {}  # row hash of a class's canonical rows -> the class
+        self._members_cache = None
         self._W = None  # (c, m) directions of the sliced sort embedding, fixed at the first add
 
     def __repr__(self) -> str:
-        return f"QuotientIndex({self.options['index']!r}, ntotal={self.ntotal})"
+        return f"QuotientIndex({self.options['index']!r}, ntotal={self.ntotal}, classes={self.nclasses})"
 
     @property
     def ntotal(self) -> int:
         """Number of latents stored."""
+        return int(self._label.shape[0])
+
+    @property
+    def nclasses(self) -> int:
+        """Number of distinct points of the quotient among the latents stored (latents whose rows are
+        the same multiset are one point; FAISS holds one embedding for each)."""
         return int(self._Z.shape[0])
 
     # -- building -------------------------------------------------------------------------------
@@ -291,7 +368,8 @@ class QuotientIndex:
             N = len(E)
             nlist = o["nlist"] or max(1, min(int(4 * math.sqrt(N)), N // 39 or 1))
             if nlist > N:
-                raise ValueError(f"nlist must be <= the number of latents of the first add ({N}), got {nlist}")
+                raise ValueError(f"nlist must be <= the number of distinct latents (points of the quotient) "
+                                 f"of the first add ({N}), got {nlist}")
             o["nlist"] = nlist
             index = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, nlist)
             index.cp.seed = o["seed"]
@@ -312,26 +390,63 @@ class QuotientIndex:
             return faiss.index_cpu_to_gpu(self._res, 0, index)
         return index
 
-    def _set_search_params(self, params: dict, k: int):
+    def _set_search_params(self, params: dict, kp: int):
         o = self.options
         if o["index"] == "ivf":
             self._index.nprobe = min(params["nprobe"], o["nlist"])
         elif o["index"] == "hnsw":
-            self._index.hnsw.efSearch = max(params["efSearch"], k * params["k_factor"])
+            self._index.hnsw.efSearch = max(params["efSearch"], kp)
 
     def add(self, Z: torch.Tensor, mask: torch.Tensor | None = None) -> None:
         """Store latents ``Z (N, n, c)`` (padded nodes of ``mask (N, n)`` count as zero nodes); they
-        get the indices ``ntotal .. ntotal + N - 1``."""
+        get the indices ``ntotal .. ntotal + N - 1``. Latents that are one point of the quotient (the
+        same multiset of rows, compared exactly), here or in earlier adds, share one FAISS entry."""
         Z64 = self._check(Z, mask, "Z")
+        n, c = Z64.shape[1:]
         if self._W is None:
-            self._W = _directions(Z64.shape[2], self.options["directions"], self.options["seed"])
-        E = _embed(Z64, self._W)
+            self._W = _directions(c, self.options["directions"], self.options["seed"])
+        canon = canonical_rows(Z64)
+        del Z64
+        label, new = self._classes(canon)
+        reps = canon[new].view(-1, n, c)
+        E = _embed(reps, self._W)
         if self._index is None:
             self._build(E.shape[1], E)
         self._index.add(E)
         del E
-        self._Z = Z64 if self.ntotal == 0 else torch.cat([self._Z, Z64])
+        self._Z = reps if self.nclasses == 0 else torch.cat([self._Z, reps])
         self._nrm = self._Z.square().sum((1, 2))
+        self._label = torch.cat([self._label, label])
+        self._members_cache = None
+
+    def _classes(self, canon: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each new latent's class ``(B,)`` from its canonical rows ``canon (B, D)``, and the rows that
+        open new classes (numbered from :attr:`nclasses` in that order)."""
+        M0 = self.nclasses
+        first, inv = _distinct(canon)
+        hashes = _hash_rows(canon[first]).tolist()
+        cls = torch.empty(len(first), dtype=torch.long)
+        old = [(t, self._hash_class.get(h, -1)) for t, h in enumerate(hashes)]
+        known = torch.tensor([t for t, j in old if j >= 0], dtype=torch.long)
+        if len(known):  # a point stored before, unless its hash collides with another point's
+            cand = torch.tensor([j for _, j in old if j >= 0], dtype=torch.long)
+            same = torch.ones(len(known), dtype=torch.bool)
+            same[_mismatch(canon[first[known]], self._Z.flatten(1), cand)] = False
+            cls[known[same]] = cand[same]
+            known = known[same]
+        fresh = torch.ones(len(first), dtype=torch.bool)
+        fresh[known] = False
+        fresh = fresh.nonzero().flatten()
+        cls[fresh] = M0 + torch.arange(len(fresh))
+        for t, j in zip(fresh.tolist(), cls[fresh].tolist()):
+            self._hash_class.setdefault(hashes[t], j)
+        return cls[inv], first[fresh]
+
+    def _members(self, width: int) -> torch.Tensor:
+        """``(M + 1, width)``: the first ``width`` latents of each class, ascending (padding ``N``)."""
+        if self._members_cache is None or self._members_cache.shape[1] != width:
+            self._members_cache = class_members(self._label, self.nclasses, width)
+        return self._members_cache
 
     # -- searching ------------------------------------------------------------------------------
     def search(self, Z: torch.Tensor, k: int, mask: torch.Tensor | None = None, *,
@@ -346,10 +461,13 @@ class QuotientIndex:
         exclude : LongTensor, shape ``(Q,)``, optional
             One stored index per query never to return (its own index, for a k-NN graph).
         stats : dict, optional
-            Filled with ``candidates`` (pairs FAISS returned), ``exact_pairs`` (exact distances
-            evaluated in re-ranking), ``solver_pairs`` (those that needed the assignment solver), ``widened`` (flat: query rows searched again with more candidates) and the
-            seconds spent in FAISS (``faiss_s``) and in re-ranking (``rerank_s``), summed over
-            the workers.
+            Filled with ``classes`` (distinct points stored), ``query_classes`` (distinct query
+            points, each searched once), ``candidates`` (pairs FAISS returned), ``exact_pairs``
+            (exact distances evaluated in re-ranking), ``solver_pairs`` (those that needed the
+            assignment solver), ``widened`` (flat: query points searched again with more
+            candidates), the recall estimate (class docstring) and the seconds spent finding the
+            query points (``classes_s``), in FAISS (``faiss_s``) and in re-ranking (``rerank_s``),
+            both summed over the workers, and in expanding classes into latents (``expand_s``).
         batch : int
             Queries per FAISS call and re-ranking step (memory ``O(batch * k * k_factor * n^2 c)``).
         workers : int, optional
@@ -382,33 +500,61 @@ class QuotientIndex:
         params = {"k_factor": o["k_factor"], "efSearch": o["efSearch"], "nprobe": o["nprobe"]}
         counts = {"candidates": 0, "exact_pairs": 0, "solver_pairs": 0, "dual_pairs": 0, "widened": 0,
                   "faiss_s": 0.0, "rerank_s": 0.0}
+        # the queries' distinct points are searched once, among the classes. Classes are numbered by
+        # their first latent, so each of the kc nearest classes (ties by number) has a first latent
+        # that ranks, by (distance, index), before every latent of the classes not found: with
+        # kc = k (one more for the excluded latent) the k nearest latents are among their members,
+        # ties by index included
+        t0 = time.perf_counter()
+        first, qcls = _distinct(canonical_rows(Zq))
+        Zu = Zq[first]
+        del Zq
+        M = self.nclasses
+        kc = min(M, k + (exclude is not None))
+        members = self._members(k + 1)
+        counts["classes_s"] = time.perf_counter() - t0
+
+        def lists(rows, cv, ci):  # latent lists of query rows from their points' class lists
+            ex = None if exclude is None else exclude[rows]
+            return _expand(cv, ci, members, self.ntotal, ex, k)
+
         t_est = 0.0
         met = None
         sample = self._sample(Q)
+        su, s_at = torch.unique(qcls[sample], return_inverse=True)
         truth = None
         rounds = 0
         if o["target_recall"] is not None and o["index"] != "flat" and len(sample):
             # raise the candidate count on the sample until its measured recall meets the target
             while True:
                 rounds += 1
-                ex = None if exclude is None else exclude[sample]
-                d, _ = self._run(Zq[sample], k, ex, params, counts, batch, workers)
+                cv, ci = self._run(Zu[su], k, kc, params, counts, batch, workers)
+                d, _ = lists(sample, cv[s_at], ci[s_at])
                 t0 = time.perf_counter()
                 if truth is None:
-                    truth = self._truth(Zq[sample], k, ex, d, _, counts)
+                    truth = self._truth(Zu[su], kc, cv, ci, counts)
+                    truth = lists(sample, *(t[s_at] for t in truth))[0]
                 t_est += time.perf_counter() - t0
                 met = float(_recall_rows(d, truth).mean()) >= o["target_recall"]
                 if met or params["k_factor"] >= _MAX_WIDEN * o["k_factor"] or not self._widen(params, k):
                     break
-        out_d, out_i = self._run(Zq, k, exclude, params, counts, batch, workers)
+        cv, ci = self._run(Zu, k, kc, params, counts, batch, workers)
+        t0 = time.perf_counter()
+        out_d = torch.empty(Q, k, dtype=torch.float64)
+        out_i = torch.empty(Q, k, dtype=torch.long)
+        step = max(1, _ROWS // kc)
+        for s in range(0, Q, step):
+            rows = torch.arange(s, min(Q, s + step))
+            out_d[rows], out_i[rows] = lists(rows, cv[qcls[rows]], ci[qcls[rows]])
+        counts["expand_s"] = time.perf_counter() - t0
         estimate = se = math.nan
         if o["index"] == "flat":
             estimate, se = 1.0, 0.0  # exact by its certificate
         elif len(sample):
             t0 = time.perf_counter()
             if truth is None:
-                ex = None if exclude is None else exclude[sample]
-                truth = self._truth(Zq[sample], k, ex, out_d[sample], out_i[sample], counts)
+                truth = self._truth(Zu[su], kc, cv[su], ci[su], counts)
+                truth = lists(sample, *(t[s_at] for t in truth))[0]
             per = _recall_rows(out_d[sample], truth)
             estimate = float(per.mean())
             se = float(per.std() / math.sqrt(len(per))) if len(per) > 1 else math.nan
@@ -416,8 +562,10 @@ class QuotientIndex:
         if stats is not None:
             stats.update(counts)
             stats["rerank_fraction"] = counts["exact_pairs"] / max(1, counts["candidates"])
-            stats.update(recall_estimate=estimate, recall_estimate_se=se, recall_sample=len(sample),
-                         estimate_s=t_est, tuning_rounds=rounds, target_met=met, **{f"{key}_used": v for key, v in params.items()})
+            stats.update(classes=M, query_classes=len(first), recall_estimate=estimate,
+                         recall_estimate_se=se, recall_sample=len(sample), estimate_s=t_est,
+                         tuning_rounds=rounds, target_met=met,
+                         **{f"{key}_used": v for key, v in params.items()})
         return out_d.sqrt().to(Z.dtype), out_i
 
     def _sample(self, Q: int) -> torch.Tensor:
@@ -428,53 +576,54 @@ class QuotientIndex:
         g = torch.Generator().manual_seed(self.options["seed"] + 1)
         return torch.randperm(Q, generator=g)[:m].sort().values
 
-    def _truth(self, Zq, k, exclude, d, i, counts) -> torch.Tensor:
-        """Exact squared ``k``-NN distances of the sample rows ``Zq``, from the lists ``d, i`` already found
-        (their ``k``-th value bounds the search, :func:`._exact_rows.exact_rows`)."""
+    def _truth(self, Zu, kc, cv, ci, counts) -> tuple[torch.Tensor, torch.Tensor]:
+        """Exact ``kc`` nearest classes ``(q, kc)`` (squared distances, classes) of the distinct query
+        points ``Zu``, from the class lists ``cv, ci`` already found (their ``kc``-th value bounds the
+        search, :func:`._exact_rows.exact_rows`)."""
         from ._exact_rows import exact_rows
 
         part = {}
         with intra_op_threads(1):
-            v, _ = exact_rows(Zq, self._Z, self._nrm, k, d, i, exclude, self.options["solver"],
+            v, i = exact_rows(Zu, self._Z, self._nrm, kc, cv, ci, None, self.options["solver"],
                               embed=lambda z: _embed64(z, self._W), counts=part)
         counts["estimate_pairs"] = counts.get("estimate_pairs", 0) + part.get("estimate_pairs", 0)
         counts["estimate_solver_pairs"] = counts.get("estimate_solver_pairs", 0) + part.get("solver_pairs", 0)
-        return v
+        return v, i
 
     def _widen(self, params: dict, k: int) -> bool:
         """1.5 times the candidates (``k_factor``, ``efSearch``), twice ``nprobe``; ``False`` when
         nothing more can be asked for."""
-        kp = k * params["k_factor"]
-        if kp >= self.ntotal:
+        if k * params["k_factor"] >= self.nclasses:
             return False
         params["k_factor"] = -(-3 * params["k_factor"] // 2)
         params["efSearch"] = max(-(-3 * params["efSearch"] // 2), k * params["k_factor"])
         params["nprobe"] = min(2 * params["nprobe"], self.options["nlist"] or 2 * params["nprobe"])
         return True
 
-    def _run(self, Zq, k, exclude, params, counts, batch, workers):
-        """Squared distances and indices ``(Q, k)`` of FAISS's candidates re-ranked exactly, with the
-        candidate counts ``params``."""
-        Q = Zq.shape[0]
-        self._set_search_params(params, k)
-        # queries per batch: at most _BATCH_PAIRS candidates (k * k_factor of them per query)
-        batch = max(1, min(batch, _BATCH_PAIRS // (k * params["k_factor"] + 1)))
-        out_d = torch.full((Q, k), math.inf, dtype=torch.float64)
-        out_i = torch.full((Q, k), -1, dtype=torch.long)
+    def _run(self, Zu, k, kc, params, counts, batch, workers):
+        """The ``kc`` nearest classes ``(q, kc)`` (squared distances, classes; ``inf``/``-1`` where
+        FAISS found fewer) of the distinct query points ``Zu``: ``k * k_factor`` FAISS candidates
+        (and the ``kc - k`` classes more), re-ranked exactly."""
+        Q, M = Zu.shape[0], self.nclasses
+        kp0 = min(M, k * params["k_factor"] + kc - k)
+        self._set_search_params(params, kp0)
+        # queries per batch: at most _BATCH_PAIRS candidates
+        batch = max(1, min(batch, _BATCH_PAIRS // (kp0 + 1)))
+        out_d = torch.full((Q, kc), math.inf, dtype=torch.float64)
+        out_i = torch.full((Q, kc), -1, dtype=torch.long)
 
         def search_batch(s: int) -> dict:
             part = dict.fromkeys(counts, 0)
             rows = torch.arange(s, min(Q, s + batch))
-            kp = min(self.ntotal, k * params["k_factor"] + (exclude is not None))
+            kp = kp0
             while len(rows):
-                ex = None if exclude is None else exclude[rows]
-                d, i, ok = self._search_rows(Zq[rows], k, kp, ex, part)
+                d, i, ok = self._search_rows(Zu[rows], kc, kp, part)
                 out_d[rows], out_i[rows] = d, i  # rows of different batches are disjoint
-                if self.options["index"] != "flat" or kp >= self.ntotal:
+                if self.options["index"] != "flat" or kp >= M:
                     break
                 rows = rows[~ok]  # flat: rows whose certificate failed, again with twice the candidates
                 part["widened"] += len(rows)
-                kp = min(self.ntotal, 2 * kp)
+                kp = min(M, 2 * kp)
             return part
 
         with faiss_threads(self._faiss, 1 if workers > 1 else None):
@@ -483,7 +632,7 @@ class QuotientIndex:
                     counts[key] = counts.get(key, 0) + v
         return out_d, out_i
 
-    def _search_rows(self, Zq: torch.Tensor, k: int, kp: int, exclude, counts: dict):
+    def _search_rows(self, Zq: torch.Tensor, k: int, kp: int, counts: dict):
         """FAISS's ``kp`` candidates, re-ranked exactly: ``(q, k)`` squared distances, indices and the
         flat certificate (``True`` where no other stored latent can be nearer)."""
         q = Zq.shape[0]
@@ -493,8 +642,6 @@ class QuotientIndex:
         counts["faiss_s"] += t1 - t0
         I = torch.from_numpy(I).long()
         valid = I >= 0
-        if exclude is not None:
-            valid &= I != exclude[:, None]
         Ic = I.clamp_min(0)
         Zt = self._Z
         # the embedding bound of every candidate, from FAISS's float32 distances less their round-off
@@ -537,7 +684,7 @@ class QuotientIndex:
         r, c = (valid & torch.isinf(vals) & (lb <= ub[:, None] + margin)).nonzero(as_tuple=True)
         solve(r, c, ub[r] + margin[r, c])
         counts["candidates"] += int(valid.sum())
-        ids = torch.where(valid, Ic, torch.full_like(Ic, self.ntotal))
+        ids = torch.where(valid, Ic, torch.full_like(Ic, self.nclasses))
         best, idx = _select_by_index(vals, ids, k)
         idx = torch.where(torch.isinf(best), torch.full_like(idx, -1), idx)
         # certificate (flat): every stored latent not returned has a float32 bound >= the kp-th one;
@@ -545,21 +692,22 @@ class QuotientIndex:
         big = float(self._nrm.max())
         tol = _F32_TOL * (nq + big) + _MARGIN * (nq + big)
         edge = torch.from_numpy(D32[:, -1]).double()
-        ok = (best[:, -1] + tol < edge - tol) | (valid.sum(1) >= self.ntotal - (exclude is not None))
+        ok = (best[:, -1] + tol < edge - tol) | (valid.sum(1) >= self.nclasses)
         counts["rerank_s"] += time.perf_counter() - t1
         return best, idx, ok
 
     # -- persistence ----------------------------------------------------------------------------
     def save(self, path) -> None:
-        """Write the index, the stored latents and the options to one ``.npz`` file (no pickle)."""
+        """Write the index, the stored classes (canonical rows), each latent's class and the options to
+        one ``.npz`` file (no pickle)."""
         if self._index is None:
             raise ValueError("the index is empty: nothing to save")
         faiss = self._faiss
         index = faiss.index_gpu_to_cpu(self._index) if self._gpu else self._index
         meta = json.dumps({"format": _FORMAT, "options": self.options})
         with open(Path(path), "wb") as fh:
-            np.savez(fh, index=faiss.serialize_index(index), Z=self._Z.numpy(), W=self._W.numpy(),
-                     meta=np.array(meta))
+            np.savez(fh, index=faiss.serialize_index(index), Z=self._Z.numpy(), label=self._label.numpy(),
+                     W=self._W.numpy(), meta=np.array(meta))
 
     @classmethod
     def load(cls, path, *, gpu: bool | None = None) -> QuotientIndex:
@@ -576,10 +724,13 @@ class QuotientIndex:
                 if not {"meta", "Z", "W", "index"} <= names:
                     raise ValueError(f"it has the entries {sorted(names)}, not meta, Z, W and index")
                 meta = json.loads(str(data["meta"]))
-                if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+                if not isinstance(meta, dict) or meta.get("format") not in _FORMATS:
                     fmt = meta.get("format") if isinstance(meta, dict) else None
                     raise ValueError(f"format {fmt!r}, expected {_FORMAT!r}")
                 Z, W, blob = data["Z"], data["W"], data["index"]
+                if meta["format"] == _FORMAT and "label" not in names:
+                    raise ValueError(f"it has the entries {sorted(names)}, not label")
+                label = data["label"] if "label" in names else np.arange(len(Z))
         except FileNotFoundError:
             raise
         except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error) as err:
@@ -600,8 +751,15 @@ class QuotientIndex:
             raise ValueError(f"{path}: the FAISS index holds {index.ntotal} embeddings of dimension {index.d}, "
                              f"but the file stores {N} latents of {n} nodes and {W.shape[1]} directions "
                              f"(expected {N} of dimension {n * W.shape[1]})")
-        self._Z = torch.from_numpy(Z.copy())
+        if (label.ndim != 1 or label.dtype != np.int64 or len(label) < N
+                or (len(label) and (label.min() < 0 or label.max() >= N))):
+            raise ValueError(f"{path}: the latents' classes ({label.shape} {label.dtype}) do not fit the {N} "
+                             "stored classes (expected int64 (ntotal,), each in 0 .. classes - 1)")
+        self._Z = canonical_rows(torch.from_numpy(Z.copy())).view(Z.shape)  # /2 stored the latents as given
         self._nrm = self._Z.square().sum((1, 2))
+        self._label = torch.from_numpy(label.copy())
+        for j, h in enumerate(_hash_rows(self._Z.flatten(1)).tolist()):
+            self._hash_class.setdefault(h, j)
         self._W = torch.from_numpy(W.copy())
         self._index = self._to_device(index)
         return self

@@ -125,6 +125,46 @@ def _dual_of_costs(C: torch.Tensor, u: torch.Tensor | None = None) -> torch.Tens
                          v.sum(1) + (C - v[:, None, :]).amin(2).sum(1))
 
 
+def canonical_rows(Z64: torch.Tensor) -> torch.Tensor:
+    """``(N, n c)`` float64: each latent of ``Z64 (N, n, c)`` with its rows in lexicographic order,
+    flattened (``-0.0`` made ``0.0``). Two latents are one point of the :math:`S_n` quotient exactly
+    when their canonical rows are equal."""
+    N, n, c = Z64.shape
+    order = torch.arange(n).expand(N, n)
+    for ch in reversed(range(c)):  # stable sorts, last channel first: lexicographic order of rows
+        key = Z64[..., ch].gather(1, order)
+        order = order.gather(1, key.argsort(dim=1, stable=True))
+    return Z64.gather(1, order[..., None].expand(N, n, c)).flatten(1) + 0.0
+
+
+def quotient_classes(Z64: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latents of ``Z64 (N, n, c)`` that are one point of the quotient (equal multisets of rows,
+    compared exactly after sorting each latent's rows lexicographically): ``first (M,)``, the smallest
+    index of each class, ascending, and ``label (N,)``, each latent's class."""
+    N = Z64.shape[0]
+    canon = canonical_rows(Z64)
+    _, label = torch.unique(canon, dim=0, return_inverse=True)
+    M = int(label.max()) + 1
+    first = torch.full((M,), N, dtype=torch.long).scatter_reduce_(0, label, torch.arange(N), "amin")
+    rank = torch.empty(M, dtype=torch.long)
+    o = first.argsort()
+    rank[o] = torch.arange(M)  # classes numbered by their first member
+    return first[o], rank[label]
+
+
+def class_members(label: torch.Tensor, M: int, width: int) -> torch.Tensor:
+    """``(M + 1, width)``: the first ``width`` members of each class, ascending (padding ``N``; row
+    ``M`` is all padding)."""
+    N = len(label)
+    order = torch.argsort(label, stable=True)  # members of each class, ascending indices
+    cnt = torch.bincount(label, minlength=M)
+    pos = torch.arange(N) - (cnt.cumsum(0) - cnt)[label[order]]
+    out = torch.full((M + 1, width), N, dtype=torch.long)
+    keep = pos < width
+    out[label[order][keep], pos[keep]] = order[keep]
+    return out
+
+
 def _select_by_index(vals: torch.Tensor, ids: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per row of ``vals (q, W)`` with target indices ``ids (q, W)``: the ``k`` smallest values,
     ties broken by the smaller index (not by position)."""

@@ -67,9 +67,9 @@ import time
 import torch
 
 from .._threads import default_workers, map_blocks
-from ._kernels import _MARGIN, _kmeans, _select_by_index, exact_sq
+from ._kernels import _MARGIN, _kmeans, _select_by_index, class_members, exact_sq, quotient_classes
 
-__all__ = ["sliced_exact_knn", "quotient_classes"]
+__all__ = ["sliced_exact_knn"]
 
 #: Random orthonormal bases of the bound (its cost grows with them; the pairs kept fall).
 _BASES = 8
@@ -103,25 +103,6 @@ def _embeddings(X: torch.Tensor, U: torch.Tensor, chunk: int = 1 << 15) -> torch
         for s in range(0, M, chunk):
             out[b, s:s + chunk] = (X[s:s + chunk] @ U[b]).sort(dim=1).values.flatten(1)
     return out
-
-
-def quotient_classes(Z64: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Latents of ``Z64 (N, n, c)`` that are one point of the quotient (equal multisets of rows,
-    compared exactly after sorting each latent's rows lexicographically): ``first (M,)``, the smallest
-    index of each class, ascending, and ``label (N,)``, each latent's class."""
-    N, n, c = Z64.shape
-    order = torch.arange(n).expand(N, n)
-    for ch in reversed(range(c)):  # stable sorts, last channel first: lexicographic order of rows
-        key = Z64[..., ch].gather(1, order)
-        order = order.gather(1, key.argsort(dim=1, stable=True))
-    canon = Z64.gather(1, order[..., None].expand(N, n, c)).flatten(1)
-    _, label = torch.unique(canon, dim=0, return_inverse=True)
-    M = int(label.max()) + 1
-    first = torch.full((M,), N, dtype=torch.long).scatter_reduce_(0, label, torch.arange(N), "amin")
-    rank = torch.empty(M, dtype=torch.long)
-    o = first.argsort()
-    rank[o] = torch.arange(M)  # classes numbered by their first member
-    return first[o], rank[label]
 
 
 def _dual32(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
@@ -321,19 +302,6 @@ def _core(X: torch.Tensor, k: int, B: int, seed: int, first: int, workers: int, 
     return out_v, out_i
 
 
-def _members(label: torch.Tensor, M: int, width: int) -> torch.Tensor:
-    """``(M + 1, width)``: the first ``width`` members of each class, ascending (padding ``N``; row
-    ``M`` is all padding)."""
-    N = len(label)
-    order = torch.argsort(label, stable=True)  # members of each class, ascending indices
-    cnt = torch.bincount(label, minlength=M)
-    pos = torch.arange(N) - (cnt.cumsum(0) - cnt)[label[order]]
-    out = torch.full((M + 1, width), N, dtype=torch.long)
-    keep = pos < width
-    out[label[order][keep], pos[keep]] = order[keep]
-    return out
-
-
 def sliced_exact_knn(Z64: torch.Tensor, k: int, *, bases: int = _BASES, seed: int = 0,
                      first: int | None = None, solver: str = "auto", workers: int | None = None,
                      stats: dict | None = None, show_progress: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -373,7 +341,7 @@ def sliced_exact_knn(Z64: torch.Tensor, k: int, *, bases: int = _BASES, seed: in
         cv, ci = torch.zeros(M, 0, dtype=torch.float64), torch.zeros(M, 0, dtype=torch.long)
     t0 = time.perf_counter()
     # 4. each latent: its class-mates at 0, then the members of its class's nearest classes
-    mem = _members(label, M, k + 1)  # no row needs more than k + 1 members of one class
+    mem = class_members(label, M, k + 1)  # no row needs more than k + 1 members of one class
     out_v = torch.empty(N, k, dtype=torch.float64)
     out_i = torch.empty(N, k, dtype=torch.long)
     refine = torch.zeros(N, dtype=torch.bool)
