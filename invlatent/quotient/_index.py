@@ -280,6 +280,8 @@ class QuotientIndex:
 
     Notes
     -----
+    Latents that are one point of the quotient share one FAISS entry (:attr:`nclasses` of them for
+    :attr:`ntotal` latents; module docstring).
     Distances are exact quotient distances of the returned pairs, ascending, ties by index; the
     lists are exact for ``"flat"`` and approximate for ``"ivf"`` and ``"hnsw"``, which estimate
     their own recall: ``stats["recall_estimate"]`` is the recall@k on a seeded sample of the
@@ -291,12 +293,15 @@ class QuotientIndex:
     -------
     >>> import torch
     >>> from invlatent.quotient import QuotientIndex
-    >>> Z = torch.tensor([[[0., 0.], [1., 1.]], [[1., 1.], [0., 0.1]], [[3., 0.], [0., 3.]]])
+    >>> Z = torch.tensor([[[0., 0.], [1., 1.]], [[1., 1.], [0., 0.1]], [[3., 0.], [0., 3.]],
+    ...                   [[1., 1.], [0., 0.]]])  # the last: the first in the other node order
     >>> index = QuotientIndex("flat")
     >>> index.add(Z)
-    >>> d, i = index.search(Z[:1], 2)
+    >>> index.ntotal, index.nclasses
+    (4, 3)
+    >>> d, i = index.search(Z[:1], 3)
     >>> i.tolist(), [round(x, 3) for x in d.flatten().tolist()]
-    ([[0, 1]], [0.0, 0.1])
+    ([[0, 3, 1]], [0.0, 0.0, 0.1])
     """
 
     def __init__(self, index: str = "flat", *, nlist: int | None = None, nprobe: int = 16, M: int = 32,
