@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Quotient 10-NN at scale (issue 30): exact streaming search vs FAISS with exact re-ranking.
+"""Quotient 10-NN at scale: exact streaming search vs FAISS with exact re-ranking.
 
 Each run is one command, records one entry of ``benchmarks/results/knn/knn_scale.json`` (time, peak
 resident memory of this process, the search's stats, the load average before and after, CPU

@@ -1,4 +1,4 @@
-"""Real benchmark sets for quotient k-NN (issue 41), and a brute force written apart from the package.
+"""Real benchmark sets for quotient k-NN, and a brute force written apart from the package.
 
 * :func:`qm9_codes` -- the shipped graph VAE's posterior means of every QM9 molecule, ``(130831, 9,
   c)`` for ``c`` in 1, 2, 4, padded nodes zero, cached (float32, with a checksum) under

@@ -644,7 +644,7 @@ KNN_REAL_FORMAT = {"N": "{:,}", "seconds": "{:,.1f}", "CPU s": "{:,.1f}", "build
 
 
 def knn_real(knn: dict[str, dict], tag: str = "") -> pd.DataFrame:
-    """The real benchmark sets (issue 41): one row per ``real_<set>_<index><tag>`` run of
+    """The real benchmark sets: one row per ``real_<set>_<index><tag>`` run of
     ``bench_knn_scale.py real``, in the order of :data:`REAL_SETS`.
 
     Columns: set, N, index, seconds (wall: build and the 10-NN of every latent, the recall

@@ -505,7 +505,7 @@ def fit_exponent(sizes, values) -> float:
 
 
 #: The exponent each algorithm's time should have (cost linear in the number of latents / pairs);
-#: the pruned k-NN on clustered latents: at most 1.3 (issue 17), checked as ``<=``.
+#: the pruned k-NN on clustered latents: at most 1.3, checked as ``<=``.
 SCALING_EXPECTED = {"sort": 1.0, "max_filter": 1.0, "assignment": 1.0, "knn": 1.3}
 SCALING_AT_MOST = {"knn"}
 

@@ -108,6 +108,17 @@ def test_no_issue_numbers_in_the_package():
     assert not found, "issue references in the package: " + ", ".join(found)
 
 
+def test_no_issue_numbers_in_the_book_or_benchmarks():
+    """Readers of the book and of the benchmarks' records do not know the tracker: no chapter, no
+    benchmark script and no README names an issue by number."""
+    files = [*sorted((ROOT / "book").rglob("*.md")), *sorted((ROOT / "benchmarks").glob("*.py")),
+             ROOT / "README.md"]
+    found = [f"{path.relative_to(ROOT)}:{n}" for path in files
+             for n, line in enumerate(path.read_text().splitlines(), 1)
+             if re.search(r"\bissues? #?\d+", line, re.I)]
+    assert not found, "issue numbers: " + ", ".join(found)
+
+
 def test_top_level_groups_the_path():
     """``invlatent/__init__.py`` names the five steps and the subpackage of each, in order."""
     import invlatent
