@@ -59,8 +59,8 @@ import torch
 
 from .._validation import check_mask, check_tensor, describe
 from .._threads import default_workers, intra_op_threads, map_blocks
-from ._kernels import (_MARGIN, _dual_of_costs, _select_by_index, _seq_cost, canonical_rows, class_members,
-                       exact_sq)
+from ._kernels import (_MARGIN, _dual_of_costs, _hash_rows, _mismatch, _select_by_index, _seq_cost,
+                       canonical_rows, class_members, distinct_rows, exact_sq)
 
 __all__ = ["QuotientIndex", "have_faiss"]
 
@@ -76,7 +76,7 @@ _SOLVE_CHUNK = 1 << 14
 _MAX_WIDEN = 8
 _FORMAT = "invlatent.QuotientIndex/3"
 _FORMATS = ("invlatent.QuotientIndex/2", _FORMAT)  # /2: one stored point per latent, no classes
-#: Latents per step of hashing, verifying and expanding (memory: a few hundred MB at most).
+#: Latent entries per step of expanding classes into latents (memory: a few hundred MB at most).
 _ROWS = 1 << 16
 
 
@@ -185,46 +185,6 @@ def _recall_rows(got: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
     equal values)."""
     edge = truth[:, -1:]
     return (got <= edge + _MARGIN * (1 + edge)).double().mean(1)
-
-
-def _hash_rows(canon: torch.Tensor) -> np.ndarray:
-    """``(N,)`` uint64 hash of each row of the float64 ``canon (N, D)`` (its bit pattern times fixed odd
-    multipliers, summed modulo :math:`2^{64}` and mixed): equal rows get equal hashes; unequal rows
-    collide rarely, and every use checks the rows themselves."""
-    x = canon.contiguous().numpy().view(np.uint64)
-    mult = np.random.default_rng(0x1A7E).integers(1, 2 ** 63, size=x.shape[1], dtype=np.uint64) | np.uint64(1)
-    out = np.empty(len(x), dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for s in range(0, len(x), _ROWS):
-            h = (x[s:s + _ROWS] * mult).sum(1, dtype=np.uint64)
-            h ^= h >> np.uint64(31)
-            h *= np.uint64(0x9E3779B97F4A7C15)
-            out[s:s + _ROWS] = h ^ (h >> np.uint64(29))
-    return out
-
-
-def _mismatch(canon: torch.Tensor, ref: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """Rows ``r`` where ``canon[r] != ref[rows[r]]`` (a hash collision of different points)."""
-    bad = [(canon[s:s + _ROWS] != ref[rows[s:s + _ROWS]]).any(1).nonzero().flatten() + s
-           for s in range(0, len(canon), _ROWS)]
-    return torch.cat(bad) if bad else torch.zeros(0, dtype=torch.long)
-
-
-def _distinct(canon: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Distinct rows of ``canon (N, D)``: ``first (U,)``, the first row of each, ascending, and ``inv
-    (N,)``, each row's place in ``first`` (compared exactly; a hash collision of different rows
-    leaves equal rows apart, never unequal rows together)."""
-    _, first, inv = np.unique(_hash_rows(canon), return_index=True, return_inverse=True)
-    first = torch.from_numpy(first).long()
-    inv = torch.from_numpy(inv.reshape(-1)).long()
-    bad = _mismatch(canon, canon, first[inv])
-    if len(bad):  # a 64-bit collision of different points
-        inv[bad] = len(first) + torch.arange(len(bad))
-        first = torch.cat([first, bad])
-    order = first.argsort()  # numbered by their first row
-    rank = torch.empty_like(order)
-    rank[order] = torch.arange(len(order))
-    return first[order], rank[inv]
 
 
 def _expand(cv: torch.Tensor, ci: torch.Tensor, members: torch.Tensor, N: int, exclude, k: int):
@@ -428,7 +388,7 @@ class QuotientIndex:
         """Each new latent's class ``(B,)`` from its canonical rows ``canon (B, D)``, and the rows that
         open new classes (numbered from :attr:`nclasses` in that order)."""
         M0 = self.nclasses
-        first, inv = _distinct(canon)
+        first, inv = distinct_rows(canon)
         hashes = _hash_rows(canon[first]).tolist()
         cls = torch.empty(len(first), dtype=torch.long)
         old = [(t, self._hash_class.get(h, -1)) for t, h in enumerate(hashes)]
@@ -511,7 +471,7 @@ class QuotientIndex:
         # kc = k (one more for the excluded latent) the k nearest latents are among their members,
         # ties by index included
         t0 = time.perf_counter()
-        first, qcls = _distinct(canonical_rows(Zq))
+        first, qcls = distinct_rows(canonical_rows(Zq))
         Zu = Zq[first]
         del Zq
         M = self.nclasses

@@ -1,5 +1,6 @@
 """Kernels of the exact S_n k-NN searches: exact squared quotient distances of pairs, the bounds
-that prune them, and the selection of the k smallest.
+that prune them, the selection of the k smallest, and the grouping of latents into points of the
+quotient (equal multisets of rows).
 
 Below every search that uses them (:mod:`._knn`, :mod:`._index`, :mod:`._exact_rows`,
 :mod:`._sliced_exact`), so that none of those imports another's module for its kernels.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from ._batched_assignment import solve_assignment
@@ -17,6 +19,8 @@ from ._batched_assignment import solve_assignment
 #: Relative round-off margin on squared distances: a candidate is pruned only if its bound
 #: exceeds the k-th upper bound by more than this times (|z_q|^2 + |z_j|^2) (float64 error is ~1e-15).
 _MARGIN = 1e-9
+#: Rows per step of hashing and comparing canonical rows (memory: a few hundred MB at most).
+_HASH_ROWS = 1 << 16
 
 
 def _seq_cost(zq: torch.Tensor, zt: torch.Tensor) -> torch.Tensor:
@@ -137,19 +141,51 @@ def canonical_rows(Z64: torch.Tensor) -> torch.Tensor:
     return Z64.gather(1, order[..., None].expand(N, n, c)).flatten(1) + 0.0
 
 
+def _hash_rows(canon: torch.Tensor) -> np.ndarray:
+    """``(N,)`` uint64 hash of each row of the float64 ``canon (N, D)`` (its bit pattern times fixed odd
+    multipliers, summed modulo :math:`2^{64}` and mixed): equal rows get equal hashes; unequal rows
+    collide rarely, and every use checks the rows themselves."""
+    x = canon.contiguous().numpy().view(np.uint64)
+    mult = np.random.default_rng(0x1A7E).integers(1, 2 ** 63, size=x.shape[1], dtype=np.uint64) | np.uint64(1)
+    out = np.empty(len(x), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for s in range(0, len(x), _HASH_ROWS):
+            h = (x[s:s + _HASH_ROWS] * mult).sum(1, dtype=np.uint64)
+            h ^= h >> np.uint64(31)
+            h *= np.uint64(0x9E3779B97F4A7C15)
+            out[s:s + _HASH_ROWS] = h ^ (h >> np.uint64(29))
+    return out
+
+
+def _mismatch(canon: torch.Tensor, ref: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Rows ``r`` where ``canon[r] != ref[rows[r]]`` (a hash collision of different points)."""
+    bad = [(canon[s:s + _HASH_ROWS] != ref[rows[s:s + _HASH_ROWS]]).any(1).nonzero().flatten() + s
+           for s in range(0, len(canon), _HASH_ROWS)]
+    return torch.cat(bad) if bad else torch.zeros(0, dtype=torch.long)
+
+
+def distinct_rows(canon: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distinct rows of ``canon (N, D)``: ``first (U,)``, the first row of each, ascending, and ``inv
+    (N,)``, each row's place in ``first`` (compared exactly; a hash collision of different rows
+    leaves equal rows apart, never unequal rows together)."""
+    _, first, inv = np.unique(_hash_rows(canon), return_index=True, return_inverse=True)
+    first = torch.from_numpy(first).long()
+    inv = torch.from_numpy(inv.reshape(-1)).long()
+    bad = _mismatch(canon, canon, first[inv])
+    if len(bad):  # a 64-bit collision of different points
+        inv[bad] = len(first) + torch.arange(len(bad))
+        first = torch.cat([first, bad])
+    order = first.argsort()  # numbered by their first row
+    rank = torch.empty_like(order)
+    rank[order] = torch.arange(len(order))
+    return first[order], rank[inv]
+
+
 def quotient_classes(Z64: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Latents of ``Z64 (N, n, c)`` that are one point of the quotient (equal multisets of rows,
     compared exactly after sorting each latent's rows lexicographically): ``first (M,)``, the smallest
     index of each class, ascending, and ``label (N,)``, each latent's class."""
-    N = Z64.shape[0]
-    canon = canonical_rows(Z64)
-    _, label = torch.unique(canon, dim=0, return_inverse=True)
-    M = int(label.max()) + 1
-    first = torch.full((M,), N, dtype=torch.long).scatter_reduce_(0, label, torch.arange(N), "amin")
-    rank = torch.empty(M, dtype=torch.long)
-    o = first.argsort()
-    rank[o] = torch.arange(M)  # classes numbered by their first member
-    return first[o], rank[label]
+    return distinct_rows(canonical_rows(Z64))
 
 
 def class_members(label: torch.Tensor, M: int, width: int) -> torch.Tensor:

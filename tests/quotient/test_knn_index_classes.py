@@ -96,12 +96,17 @@ def test_hash_collisions_do_not_merge_points(monkeypatch):
     """With every row hash equal, no two different points may share a class: the index then keeps
     duplicates apart too, and returns the same lists as with real hashes."""
     import invlatent.quotient._index as mod
+    import invlatent.quotient._kernels as kernels
 
     Z, _ = orbit_copies(30, 3, 5, 2, seed=2)
     ref = QuotientIndex("flat")
     ref.add(Z)
     want = ref.search(Z, 6, exclude=torch.arange(90))
-    monkeypatch.setattr(mod, "_hash_rows", lambda canon: np.zeros(len(canon), dtype=np.uint64))
+    def collide(canon):
+        return np.zeros(len(canon), dtype=np.uint64)
+
+    monkeypatch.setattr(mod, "_hash_rows", collide)  # the index's lookup of stored points
+    monkeypatch.setattr(kernels, "_hash_rows", collide)  # the grouping within one batch
     ix = QuotientIndex("flat")
     ix.add(Z[:40])
     ix.add(Z[40:])
