@@ -416,7 +416,7 @@ def quotient_knn(Z: torch.Tensor, k: int, group, mask: torch.Tensor | None = Non
     Which to use: ``"exact"`` where the latents form clusters (its bounds then prune whole
     clusters); ``"sliced"`` for exact lists of an encoder's codes; ``"faiss"`` with
     ``index_options={"index": "hnsw"}`` for approximate lists at scale. The Performance appendix of
-    the book times all three on the shipped VAE's codes and on clustered latents.
+    the book has their timings on the shipped VAE's codes and on clustered latents.
 
     Parameters
     ----------
