@@ -26,7 +26,8 @@ into the ``invlatent`` group acting on that latent:
 Everything is read duck-typed: ``field_type.representations`` (``.name``, ``.size``),
 ``field_type.gspace.fibergroup`` (or ``field_type.fibergroup``) with ``.elements`` and
 ``.order()``, and ``field_type.representation(g)``. e2cnn and escnn both have them; neither is
-imported here.
+imported here. The tests run this module on e2cnn 0.2.3 and, where it imports (it needs
+numpy < 2), on escnn 1.0.11.
 
 Example
 -------
