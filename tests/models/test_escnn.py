@@ -21,17 +21,9 @@ def r2():
 
 
 @pytest.fixture(scope="module")
-def net(r2):
+def net(r2, c8_network):
     """A small C_8 steerable CNN with random weights: 29 x 29 digits -> 6 regular fields."""
-    torch.manual_seed(0)
-    t_in = enn.FieldType(r2, [r2.trivial_repr])
-    t_hid = enn.FieldType(r2, 4 * [r2.regular_repr])
-    t_out = enn.FieldType(r2, 6 * [r2.regular_repr])
-    model = enn.SequentialModule(
-        enn.R2Conv(t_in, t_hid, kernel_size=5, padding=2), enn.ReLU(t_hid),
-        enn.R2Conv(t_hid, t_out, kernel_size=5, padding=2), enn.ReLU(t_out),
-    ).eval()
-    return model, t_in, t_out
+    return c8_network(enn, r2)
 
 
 def test_regular_fields_are_cyclic(r2):

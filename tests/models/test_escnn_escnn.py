@@ -57,17 +57,10 @@ def test_mixed_fields_and_dihedral_give_field_groups(r2):
     assert isinstance(D, FieldGroup) and D.order == 8 and D.dim == 16
 
 
-def test_network_latent_rotates_as_read_from_the_field_type(r2):
+def test_network_latent_rotates_as_read_from_the_field_type(r2, c8_network):
     """A C_8 network with random weights: quarter turns of the input move the pooled latent by the
     group read from the output's field type, to float32 rounding."""
-    torch.manual_seed(0)
-    t_in = enn.FieldType(r2, [r2.trivial_repr])
-    t_hid = enn.FieldType(r2, 4 * [r2.regular_repr])
-    t_out = enn.FieldType(r2, 6 * [r2.regular_repr])
-    model = enn.SequentialModule(
-        enn.R2Conv(t_in, t_hid, kernel_size=5, padding=2), enn.ReLU(t_hid),
-        enn.R2Conv(t_hid, t_out, kernel_size=5, padding=2), enn.ReLU(t_out),
-    ).eval()
+    model, t_in, t_out = c8_network(enn, r2)
     G = field_group(t_out)
     x = enn.GeometricTensor(torch.randn(3, 1, 29, 29, generator=torch.Generator().manual_seed(3)), t_in)
     with torch.no_grad():
