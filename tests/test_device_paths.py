@@ -280,6 +280,32 @@ def test_finite_group_quotient_paths(cuda_device, group, shape):
         on_both(lambda a, m: quotient_knn(a, 3, group, mask=m), z1, mask, device=cuda_device)
 
 
+def test_sliced_and_index_knn_on_the_device(cuda_device):
+    """The exact sliced search and the FAISS index run on the CPU by design; given device tensors
+    (latents, mask, exclude) they return their lists on the device, equal to the CPU run. The
+    latents hold node-order copies, so the index's classes are exercised too."""
+    from invlatent import quotient_knn
+
+    z = randn(12, 5, 3, seed=4)
+    z = torch.cat([z, z[:4].flip(1)])  # 4 copies in another node order: one point of the quotient each
+    mask = torch.ones(16, 5, dtype=torch.bool)
+    mask[5, 3:] = False
+    on_both(lambda a, m: quotient_knn(a, 4, Permutation(), mask=m, method="sliced"), z, mask,
+            device=cuda_device)
+    pytest.importorskip("faiss")
+    from invlatent.quotient import QuotientIndex
+
+    on_both(lambda a, m: quotient_knn(a, 4, Permutation(), mask=m, method="faiss"), z, mask,
+            device=cuda_device)
+
+    def index_search(a, m, ex):
+        ix = QuotientIndex("flat")
+        ix.add(a, mask=m)
+        return ix.search(a, 4, mask=m, exclude=ex)
+
+    on_both(index_search, z, mask, torch.arange(16), device=cuda_device)
+
+
 def test_batched_assignment_on_the_device(cuda_device):
     from invlatent.quotient import assignment_value, batched_assignment
 

@@ -390,18 +390,11 @@ class QuotientIndex:
         M0 = self.nclasses
         first, inv = distinct_rows(canon)
         hashes = _hash_rows(canon[first]).tolist()
-        cls = torch.empty(len(first), dtype=torch.long)
-        old = [(t, self._hash_class.get(h, -1)) for t, h in enumerate(hashes)]
-        known = torch.tensor([t for t, j in old if j >= 0], dtype=torch.long)
-        if len(known):  # a point stored before, unless its hash collides with another point's
-            cand = torch.tensor([j for _, j in old if j >= 0], dtype=torch.long)
-            same = torch.ones(len(known), dtype=torch.bool)
-            same[_mismatch(canon[first[known]], self._Z.flatten(1), cand)] = False
-            cls[known[same]] = cand[same]
-            known = known[same]
-        fresh = torch.ones(len(first), dtype=torch.bool)
-        fresh[known] = False
-        fresh = fresh.nonzero().flatten()
+        cls = torch.tensor([self._hash_class.get(h, -1) for h in hashes], dtype=torch.long)
+        hit = (cls >= 0).nonzero().flatten()
+        if len(hit):  # a point stored before, unless its hash collides with another point's
+            cls[hit[_mismatch(canon[first[hit]], self._Z.flatten(1), cls[hit])]] = -1
+        fresh = (cls < 0).nonzero().flatten()
         cls[fresh] = M0 + torch.arange(len(fresh))
         for t, j in zip(fresh.tolist(), cls[fresh].tolist()):
             self._hash_class.setdefault(hashes[t], j)
@@ -443,7 +436,7 @@ class QuotientIndex:
         -------
         distances : Tensor ``(Q, k)`` in ``Z``'s dtype (exact quotient distances, ascending; ``inf``
         where an approximate index found fewer than ``k`` candidates), indices : LongTensor ``(Q, k)``
-        (``-1`` there).
+        (``-1`` there); both on ``Z``'s device (the search itself runs on the CPU).
         """
         if self.ntotal == 0:
             raise ValueError("the index is empty: add latents before searching")
@@ -483,6 +476,10 @@ class QuotientIndex:
             ex = None if exclude is None else exclude[rows]
             return _expand(cv, ci, members, self.ntotal, ex, k)
 
+        def sample_truth(cv_s, ci_s):  # exact latent lists of the sample, from its points' lists
+            v, i = self._truth(Zu[su], kc, cv_s, ci_s, counts)
+            return lists(sample, v[s_at], i[s_at])[0]
+
         t_est = 0.0
         met = None
         sample = self._sample(Q)
@@ -497,8 +494,7 @@ class QuotientIndex:
                 d, _ = lists(sample, cv[s_at], ci[s_at])
                 t0 = time.perf_counter()
                 if truth is None:
-                    truth = self._truth(Zu[su], kc, cv, ci, counts)
-                    truth = lists(sample, *(t[s_at] for t in truth))[0]
+                    truth = sample_truth(cv, ci)
                 t_est += time.perf_counter() - t0
                 met = float(_recall_rows(d, truth).mean()) >= o["target_recall"]
                 if met or params["k_factor"] >= _MAX_WIDEN * o["k_factor"] or not self._widen(params, k):
@@ -518,8 +514,7 @@ class QuotientIndex:
         elif len(sample):
             t0 = time.perf_counter()
             if truth is None:
-                truth = self._truth(Zu[su], kc, cv[su], ci[su], counts)
-                truth = lists(sample, *(t[s_at] for t in truth))[0]
+                truth = sample_truth(cv[su], ci[su])
             per = _recall_rows(out_d[sample], truth)
             estimate = float(per.mean())
             se = float(per.std() / math.sqrt(len(per))) if len(per) > 1 else math.nan
@@ -531,7 +526,7 @@ class QuotientIndex:
                          recall_estimate_se=se, recall_sample=len(sample), estimate_s=t_est,
                          tuning_rounds=rounds, target_met=met,
                          **{f"{key}_used": v for key, v in params.items()})
-        return out_d.sqrt().to(Z.dtype), out_i
+        return out_d.sqrt().to(device=Z.device, dtype=Z.dtype), out_i.to(Z.device)
 
     def _sample(self, Q: int) -> torch.Tensor:
         """Query rows whose exact lists measure the recall (a seeded sample of ``recall_sample``)."""

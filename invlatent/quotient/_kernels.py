@@ -134,7 +134,7 @@ def canonical_rows(Z64: torch.Tensor) -> torch.Tensor:
     flattened (``-0.0`` made ``0.0``). Two latents are one point of the :math:`S_n` quotient exactly
     when their canonical rows are equal."""
     N, n, c = Z64.shape
-    order = torch.arange(n).expand(N, n)
+    order = torch.arange(n, device=Z64.device).expand(N, n)
     for ch in reversed(range(c)):  # stable sorts, last channel first: lexicographic order of rows
         key = Z64[..., ch].gather(1, order)
         order = order.gather(1, key.argsort(dim=1, stable=True))
@@ -165,9 +165,9 @@ def _mismatch(canon: torch.Tensor, ref: torch.Tensor, rows: torch.Tensor) -> tor
 
 
 def distinct_rows(canon: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Distinct rows of ``canon (N, D)``: ``first (U,)``, the first row of each, ascending, and ``inv
-    (N,)``, each row's place in ``first`` (compared exactly; a hash collision of different rows
-    leaves equal rows apart, never unequal rows together)."""
+    """Distinct rows of the CPU tensor ``canon (N, D)`` (hashed in NumPy): ``first (U,)``, the first
+    row of each, ascending, and ``inv (N,)``, each row's place in ``first`` (compared exactly; a
+    hash collision of different rows leaves equal rows apart, never unequal rows together)."""
     _, first, inv = np.unique(_hash_rows(canon), return_index=True, return_inverse=True)
     first = torch.from_numpy(first).long()
     inv = torch.from_numpy(inv.reshape(-1)).long()
@@ -182,7 +182,7 @@ def distinct_rows(canon: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def quotient_classes(Z64: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Latents of ``Z64 (N, n, c)`` that are one point of the quotient (equal multisets of rows,
+    """Latents of the CPU tensor ``Z64 (N, n, c)`` that are one point of the quotient (equal multisets of rows,
     compared exactly after sorting each latent's rows lexicographically): ``first (M,)``, the smallest
     index of each class, ascending, and ``label (N,)``, each latent's class."""
     return distinct_rows(canonical_rows(Z64))
@@ -194,8 +194,8 @@ def class_members(label: torch.Tensor, M: int, width: int) -> torch.Tensor:
     N = len(label)
     order = torch.argsort(label, stable=True)  # members of each class, ascending indices
     cnt = torch.bincount(label, minlength=M)
-    pos = torch.arange(N) - (cnt.cumsum(0) - cnt)[label[order]]
-    out = torch.full((M + 1, width), N, dtype=torch.long)
+    pos = torch.arange(N, device=label.device) - (cnt.cumsum(0) - cnt)[label[order]]
+    out = torch.full((M + 1, width), N, dtype=torch.long, device=label.device)
     keep = pos < width
     out[label[order][keep], pos[keep]] = order[keep]
     return out
